@@ -1,0 +1,79 @@
+# wshub: `make` builds build/wshub, `make run` serves static/ on port 8080,
+# `make test` runs every test. Missing Debian packages are installed with
+# apt-get when run as root; otherwise the exact command is printed.
+
+CC       ?= cc
+BUILD    ?= build
+PORT     ?= 8080
+PYTHON   := /usr/bin/python3
+CFLAGS_BASE := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Iinclude -D_GNU_SOURCE
+ifeq ($(SANITIZE),1)
+BUILD    := build/sanitize
+CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS_SAN := -fsanitize=address,undefined
+endif
+
+# Debian packages each part needs: build, unit tests, integration tests.
+BUILD_DEBS := gcc make pkg-config libssl-dev
+TEST_DEBS  := check python3 python3-pytest python3-websockets
+
+define need_debs
+	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q ' installed$$' || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	  else \
+	    echo "missing Debian packages; run: sudo apt-get install -y$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+endef
+
+SRCS     := $(wildcard src/*.c)
+OBJS     := $(SRCS:src/%.c=$(BUILD)/obj/%.o)
+LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all run test unit integration clean deps test-deps
+all: $(BUILD)/wshub
+
+deps: $(BUILD)/.deps
+$(BUILD)/.deps:
+	$(call need_debs,$(BUILD_DEBS))
+	@mkdir -p $(BUILD) && touch $@
+
+test-deps: $(BUILD)/.test-deps
+$(BUILD)/.test-deps: | $(BUILD)/.deps
+	$(call need_debs,$(TEST_DEBS))
+	@mkdir -p $(BUILD) && touch $@
+
+CRYPTO_CFLAGS = $(shell pkg-config --cflags libcrypto)
+CRYPTO_LIBS   = $(shell pkg-config --libs libcrypto)
+CHECK_CFLAGS  = $(shell pkg-config --cflags check)
+CHECK_LIBS    = $(shell pkg-config --libs check)
+
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/.deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CRYPTO_CFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/wshub: $(OBJS)
+	$(CC) $(LDFLAGS_SAN) $(LDFLAGS) $^ $(CRYPTO_LIBS) -o $@
+
+$(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(BUILD)/.test-deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CHECK_CFLAGS) $(CFLAGS) $< $(LIB_OBJS) $(LDFLAGS_SAN) $(CHECK_LIBS) $(CRYPTO_LIBS) -o $@
+
+run: $(BUILD)/wshub
+	./$(BUILD)/wshub --port $(PORT) --static static
+
+unit: $(UNIT_BINS)
+	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_FORK=yes ./$$t; done
+
+integration: $(BUILD)/wshub | $(BUILD)/.test-deps
+	WSHUB_BIN=$(abspath $(BUILD)/wshub) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+
+test: unit integration
+
+clean:
+	rm -rf build

@@ -1,0 +1,108 @@
+/* conn: one client socket and everything attached to it: its state (HTTP,
+ * WebSocket, closing), the unparsed input remainder, the message being
+ * reassembled, the output queue and its timer. It reads, runs the pure
+ * parsers, hands whole messages to its endpoint, and owns the one path by
+ * which a connection ends. It never blocks. */
+#ifndef WSHUB_CONN_H
+#define WSHUB_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "http.h"
+#include "loop.h"
+#include "outq.h"
+#include "ws.h"
+
+struct conn;
+struct server;
+
+/* What an application plugs into a WebSocket path (echo, chat rooms). */
+struct endpoint {
+    const char *name;
+    /* Decides on an upgrade before the 101 goes out: returns 0 to accept, or an
+     * HTTP status to refuse with and sets *reason. May be NULL (always accept). */
+    int (*accept)(struct conn *c, const struct http_request *req, const char **reason);
+    /* The 101 is queued; the connection is open. */
+    void (*open)(struct conn *c);
+    /* A whole text or binary message. data is only valid during the call. */
+    void (*message)(struct conn *c, enum ws_opcode op, uint8_t *data, size_t len);
+    /* The connection is leaving (for any reason); nothing may be sent after this. */
+    void (*close)(struct conn *c);
+};
+
+enum conn_state {
+    CONN_HTTP,     /* reading requests */
+    CONN_WS,       /* WebSocket open */
+    CONN_CLOSING,  /* our final bytes are queued; waiting for them to go and the peer to close */
+    CONN_DEAD,     /* fd closed; freed at the end of the loop iteration */
+};
+
+/* The one flag the server owns in conn->flags: on its flush list. Bits above
+ * it are conn's own. */
+#define CONN_F_PENDING 0x01u
+
+struct conn {
+    struct loop_io io;
+    struct loop_timer timer;
+    struct server *srv;
+    struct conn *prev, *next;   /* the server's live list, then its dead list */
+    struct conn *pending_next;  /* the server's list of connections to flush */
+    struct outq out;
+    struct buf in;              /* bytes read but not yet parsed */
+    struct buf msg;             /* a fragmented or partly received message */
+    struct ws_parser ws;
+    const struct endpoint *ep;
+    void *ep_data;              /* the endpoint's per-connection state */
+    uint32_t http_scanned;
+    uint32_t timer_mark;        /* out.sent when the timer was armed */
+    uint8_t state;
+    uint8_t flags;
+};
+
+/* Takes ownership of an accepted, non-blocking socket. NULL on failure (fd closed). */
+struct conn *conn_new(struct server *srv, int fd);
+
+/* Queues a reference to a shared, already encoded frame. Returns 0, or -1 when
+ * the connection cannot take output (closing, or out of memory). */
+int conn_send_frame(struct conn *c, struct sbuf *frame);
+
+/* Encodes and queues one message or control frame. Returns 0 or -1. */
+int conn_send(struct conn *c, enum ws_opcode op, const void *data, size_t len);
+
+/* Bytes queued and not yet written to the socket. */
+size_t conn_backlog(const struct conn *c);
+
+/* Starts the closing handshake: sends a close frame with code and reason
+ * (code 0: an empty close), tells the endpoint, and drops TCP once the peer
+ * answers or close_timeout passes. For an HTTP connection it just closes. */
+void conn_close(struct conn *c, uint16_t code, const char *reason);
+
+/* Ends the connection now, without a closing handshake. */
+void conn_abort(struct conn *c);
+
+/* Queues an HTTP response head: status line, the extra header lines in
+ * `headers` (each ending in CRLF), Content-Length, Connection. When body is
+ * not NULL its content_length bytes follow in the same buffer (left out for a
+ * HEAD request). With keep_alive 0 the connection closes once it is sent.
+ * Returns 0 or -1. */
+int conn_http_head(struct conn *c, int status, const char *headers, size_t content_length,
+                   const void *body, int keep_alive);
+
+/* Queues a text/plain response whose body is `text` plus a newline. */
+int conn_http_text(struct conn *c, int status, const char *text, const char *headers, int keep_alive);
+
+/* Queues len bytes of an open file after a head; takes ownership of fd. */
+int conn_http_file(struct conn *c, int fd, size_t len);
+
+/* Marks the request being answered as HEAD (no bodies) or not. */
+void conn_http_set_head_only(struct conn *c, int head_only);
+
+/* Switches to WebSocket after a 101 was queued and calls ep->open. */
+void conn_upgrade(struct conn *c, const struct endpoint *ep);
+
+/* Writes queued output; called by the server before the loop waits. */
+void conn_flush(struct conn *c);
+
+#endif

@@ -1,0 +1,73 @@
+/* loop: the reactor. One epoll instance, file events (fd + callback) and
+ * timers in a binary heap, so an idle timer costs nothing per tick. It knows
+ * file descriptors, callbacks and milliseconds; nothing of HTTP or WebSocket. */
+#ifndef WSHUB_LOOP_H
+#define WSHUB_LOOP_H
+
+#include <stdint.h>
+
+#define LOOP_READ 0x001u   /* EPOLLIN */
+#define LOOP_WRITE 0x004u  /* EPOLLOUT */
+#define LOOP_ERROR 0x018u  /* EPOLLERR | EPOLLHUP: always reported */
+
+struct loop;
+struct loop_io;
+struct loop_timer;
+
+/* Called with the events that fired (LOOP_READ, LOOP_WRITE, or error/hangup bits). */
+typedef void (*loop_io_fn)(struct loop *l, struct loop_io *io, uint32_t events);
+typedef void (*loop_timer_fn)(struct loop *l, struct loop_timer *t);
+typedef void (*loop_hook_fn)(struct loop *l, void *data);
+
+/* A file event, embedded in its owner (recover the owner with container_of). */
+struct loop_io {
+    int fd;
+    uint32_t mask;    /* events currently registered */
+    loop_io_fn cb;
+};
+
+/* A one-shot timer, embedded in its owner. Inactive while index == 0. */
+struct loop_timer {
+    uint64_t when;    /* loop_now() milliseconds at which it fires */
+    uint32_t index;   /* 1-based heap slot, 0 when not armed */
+    loop_timer_fn cb;
+};
+
+/* Creates a loop. NULL on failure (errno set). */
+struct loop *loop_new(void);
+
+/* Frees the loop; registered fds are not closed. */
+void loop_free(struct loop *l);
+
+/* Registers io->fd for the events in mask. Returns 0 or -1 (errno set). */
+int loop_io_add(struct loop *l, struct loop_io *io, uint32_t mask);
+
+/* Changes the registered events; a no-op when unchanged. Returns 0 or -1. */
+int loop_io_set(struct loop *l, struct loop_io *io, uint32_t mask);
+
+/* Unregisters io->fd (call before closing it). */
+void loop_io_del(struct loop *l, struct loop_io *io);
+
+/* Arms (or re-arms) t to fire at loop_now() + ms. */
+void loop_timer_after(struct loop *l, struct loop_timer *t, uint64_t ms);
+
+/* Disarms t; harmless when it is not armed. */
+void loop_timer_cancel(struct loop *l, struct loop_timer *t);
+
+/* The monotonic clock in milliseconds, read once per iteration. */
+uint64_t loop_now(const struct loop *l);
+
+/* Sets the hook run before every wait (flush pending writes, free closed conns). */
+void loop_set_before_wait(struct loop *l, loop_hook_fn fn, void *data);
+
+/* Runs until loop_stop(). Returns 0, or -1 if epoll_wait failed (not EINTR). */
+int loop_run(struct loop *l);
+
+/* Makes loop_run return after the current iteration. */
+void loop_stop(struct loop *l);
+
+/* Makes the current or next epoll_wait return at once (call from a signal-safe
+ * context is not supported; use it from callbacks). */
+void loop_wake(struct loop *l);
+
+#endif

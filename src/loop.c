@@ -1,0 +1,200 @@
+/* loop: the epoll reactor and a binary min-heap of timers. Knows fds,
+ * callbacks and milliseconds only; never reads or writes a socket itself. */
+#include "loop.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_EVENTS 256
+
+struct loop {
+    int epfd;
+    int running;
+    int wake;
+    uint64_t now;
+    struct loop_timer **heap;   /* heap[1..count] */
+    uint32_t count, cap;
+    loop_hook_fn before_wait;
+    void *before_wait_data;
+};
+
+static uint64_t clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+struct loop *loop_new(void)
+{
+    struct loop *l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    l->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (l->epfd < 0) {
+        free(l);
+        return NULL;
+    }
+    l->now = clock_ms();
+    return l;
+}
+
+void loop_free(struct loop *l)
+{
+    if (!l)
+        return;
+    close(l->epfd);
+    free(l->heap);
+    free(l);
+}
+
+int loop_io_add(struct loop *l, struct loop_io *io, uint32_t mask)
+{
+    struct epoll_event ev = {.events = mask, .data.ptr = io};
+    if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, io->fd, &ev) < 0)
+        return -1;
+    io->mask = mask;
+    return 0;
+}
+
+int loop_io_set(struct loop *l, struct loop_io *io, uint32_t mask)
+{
+    if (mask == io->mask)
+        return 0;
+    struct epoll_event ev = {.events = mask, .data.ptr = io};
+    if (epoll_ctl(l->epfd, EPOLL_CTL_MOD, io->fd, &ev) < 0)
+        return -1;
+    io->mask = mask;
+    return 0;
+}
+
+void loop_io_del(struct loop *l, struct loop_io *io)
+{
+    epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL);
+    io->mask = 0;
+}
+
+uint64_t loop_now(const struct loop *l)
+{
+    return l->now;
+}
+
+static void heap_place(struct loop *l, uint32_t i, struct loop_timer *t)
+{
+    l->heap[i] = t;
+    t->index = i;
+}
+
+static void sift_up(struct loop *l, uint32_t i)
+{
+    struct loop_timer *t = l->heap[i];
+    while (i > 1 && l->heap[i / 2]->when > t->when) {
+        heap_place(l, i, l->heap[i / 2]);
+        i /= 2;
+    }
+    heap_place(l, i, t);
+}
+
+static void sift_down(struct loop *l, uint32_t i)
+{
+    struct loop_timer *t = l->heap[i];
+    for (;;) {
+        uint32_t c = 2 * i;
+        if (c > l->count)
+            break;
+        if (c + 1 <= l->count && l->heap[c + 1]->when < l->heap[c]->when)
+            c++;
+        if (l->heap[c]->when >= t->when)
+            break;
+        heap_place(l, i, l->heap[c]);
+        i = c;
+    }
+    heap_place(l, i, t);
+}
+
+void loop_timer_cancel(struct loop *l, struct loop_timer *t)
+{
+    uint32_t i = t->index;
+    if (!i)
+        return;
+    t->index = 0;
+    struct loop_timer *last = l->heap[l->count--];
+    if (i > l->count)
+        return;
+    heap_place(l, i, last);
+    sift_up(l, i);
+    sift_down(l, last->index);
+}
+
+void loop_timer_after(struct loop *l, struct loop_timer *t, uint64_t ms)
+{
+    loop_timer_cancel(l, t);
+    if (l->count + 1 >= l->cap) {
+        uint32_t cap = l->cap ? l->cap * 2 : 64;
+        struct loop_timer **h = realloc(l->heap, cap * sizeof(*h));
+        if (!h)
+            abort();   /* cannot keep a promise to fire: fail loudly, not silently */
+        l->heap = h;
+        l->cap = cap;
+    }
+    t->when = l->now + ms;
+    heap_place(l, ++l->count, t);
+    sift_up(l, l->count);
+}
+
+void loop_set_before_wait(struct loop *l, loop_hook_fn fn, void *data)
+{
+    l->before_wait = fn;
+    l->before_wait_data = data;
+}
+
+void loop_stop(struct loop *l)
+{
+    l->running = 0;
+}
+
+void loop_wake(struct loop *l)
+{
+    l->wake = 1;
+}
+
+static void run_timers(struct loop *l)
+{
+    while (l->count && l->heap[1]->when <= l->now) {
+        struct loop_timer *t = l->heap[1];
+        loop_timer_cancel(l, t);
+        t->cb(l, t);
+    }
+}
+
+int loop_run(struct loop *l)
+{
+    struct epoll_event events[MAX_EVENTS];
+    l->running = 1;
+    while (l->running) {
+        if (l->before_wait)
+            l->before_wait(l, l->before_wait_data);
+        int timeout = -1;
+        if (l->wake) {
+            timeout = 0;
+        } else if (l->count) {
+            uint64_t now = clock_ms();
+            uint64_t when = l->heap[1]->when;
+            timeout = when <= now ? 0 : (int)(when - now > 60000 ? 60000 : when - now);
+        }
+        l->wake = 0;
+        int n = epoll_wait(l->epfd, events, MAX_EVENTS, timeout);
+        if (n < 0 && errno != EINTR)
+            return -1;
+        l->now = clock_ms();
+        for (int i = 0; i < n; i++) {
+            struct loop_io *io = events[i].data.ptr;
+            io->cb(l, io, events[i].events);
+        }
+        run_timers(l);
+    }
+    return 0;
+}

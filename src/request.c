@@ -1,0 +1,137 @@
+/* request: routing of one HTTP request: common checks (method, Host, body),
+ * then upgrade (RFC 6455 section 4.2.2), or a static file. Queues its answer
+ * through conn; never touches the socket itself. */
+#include "request.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "files.h"
+#include "handshake.h"
+#include "server.h"
+
+static int wants_keep_alive(const struct http_request *req)
+{
+    int close = 0, keep = 0;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (!http_slice_ieq(req->headers[i].name, "Connection"))
+            continue;
+        close |= http_list_has_token(req->headers[i].value, "close");
+        keep |= http_list_has_token(req->headers[i].value, "keep-alive");
+    }
+    return req->version_minor >= 1 ? !close : keep && !close;
+}
+
+/* Refuses requests with a body: wshub takes none, and a body left unread
+ * would be parsed as the next request. Returns 0 when there is no body. */
+static int refuse_body(struct conn *c, const struct http_request *req)
+{
+    if (http_header_get(req, "Transfer-Encoding")) {
+        conn_http_text(c, 501, "request bodies (Transfer-Encoding) are not supported", NULL, 0);
+        return -1;
+    }
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (!http_slice_ieq(req->headers[i].name, "Content-Length"))
+            continue;
+        struct http_slice v = req->headers[i].value;
+        size_t digits = 0, zeros = 0;
+        for (size_t k = 0; k < v.n; k++) {
+            digits += v.p[k] >= '0' && v.p[k] <= '9';
+            zeros += v.p[k] == '0';
+        }
+        if (v.n == 0 || digits < v.n || v.n > 18) {
+            conn_http_text(c, 400, "invalid Content-Length", NULL, 0);
+            return -1;
+        }
+        if (zeros < v.n) {
+            conn_http_text(c, 413, "request bodies are not accepted", NULL, 0);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void upgrade(struct conn *c, const struct http_request *req, const struct endpoint *ep)
+{
+    struct handshake_result hs;
+    if (handshake_check(req, &hs) != 101) {
+        const char *extra = hs.status == 426 ? "Sec-WebSocket-Version: 13\r\n"
+                            : hs.status == 405 ? "Allow: GET\r\n"
+                                               : NULL;
+        conn_http_text(c, hs.status, hs.reason, extra, 0);
+        return;
+    }
+    const char *reason = NULL;
+    int status = ep->accept ? ep->accept(c, req, &reason) : 0;
+    if (status) {
+        conn_http_text(c, status, reason ? reason : "refused", NULL, 0);
+        return;
+    }
+    char headers[256];
+    snprintf(headers, sizeof(headers),
+             "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n", hs.accept);
+    if (conn_http_head(c, 101, headers, 0, NULL, 1) < 0) {
+        conn_abort(c);
+        return;
+    }
+    conn_upgrade(c, ep);
+}
+
+static void serve_file(struct conn *c, const struct http_request *req, int keep_alive)
+{
+    char path[4096];
+    if (http_path_decode(req->path, path, sizeof(path)) < 0) {
+        conn_http_text(c, 400, "invalid path", NULL, 0);
+        return;
+    }
+    struct file_result f;
+    switch (files_open(c->srv->static_fd, path, &f)) {
+    case 200: {
+        char headers[512], mtime[64];
+        struct tm tm;
+        gmtime_r(&f.mtime, &tm);
+        strftime(mtime, sizeof(mtime), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        snprintf(headers, sizeof(headers), "Content-Type: %s\r\nLast-Modified: %s\r\nCache-Control: no-cache\r\n",
+                 f.content_type, mtime);
+        if (conn_http_head(c, 200, headers, f.size, NULL, keep_alive) < 0 ||
+            conn_http_file(c, f.fd, f.size) < 0)
+            conn_abort(c);
+        return;
+    }
+    case 301: {
+        char headers[4200];
+        snprintf(headers, sizeof(headers), "Location: %.*s/\r\n", (int)req->path.n, req->path.p);
+        conn_http_text(c, 301, "moved to the directory's URL", headers, keep_alive);
+        return;
+    }
+    case 403:
+        conn_http_text(c, 403, "forbidden", NULL, keep_alive);
+        return;
+    default:
+        conn_http_text(c, 404, "not found", NULL, keep_alive);
+        return;
+    }
+}
+
+void request_handle(struct conn *c, const struct http_request *req)
+{
+    int head = http_slice_eq(req->method, "HEAD");
+    int get = http_slice_eq(req->method, "GET");
+    conn_http_set_head_only(c, head);
+    if (!get && !head) {
+        conn_http_text(c, 405, "only GET and HEAD are allowed", "Allow: GET, HEAD\r\n", 0);
+    } else if (req->version_minor >= 1 && http_header_count(req, "Host") != 1) {
+        conn_http_text(c, 400, "an HTTP/1.1 request needs exactly one Host header", NULL, 0);
+    } else if (refuse_body(c, req) == 0) {
+        const struct endpoint *ep = server_find_route(c->srv, req->path.p, req->path.n);
+        if (ep)
+            upgrade(c, req, ep);
+        else if (handshake_is_upgrade(req))
+            conn_http_text(c, 404, "no WebSocket endpoint at this path", NULL, 0);
+        else
+            serve_file(c, req, wants_keep_alive(req));
+    }
+    conn_http_set_head_only(c, 0);
+}

@@ -1,0 +1,214 @@
+/* server: the listening socket, accepting until EAGAIN, shedding load when
+ * out of file descriptors (a reserve fd), the live/pending/dead connection
+ * lists, the route table, and the work done before each wait: flush pending
+ * output, then free connections closed during the iteration. */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static const char busy_response[] =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    "Content-Length: 32\r\nConnection: close\r\n\r\nserver is out of file descriptors\n";
+
+static void before_wait(struct loop *l, void *data);
+
+static int listen_on(const struct config *cfg)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
+    struct addrinfo *res;
+    char port[16];
+    snprintf(port, sizeof(port), "%d", cfg->port);
+    int rc = getaddrinfo(cfg->host, port, &hints, &res);
+    if (rc != 0) {
+        log_msg(LOG_ERROR, "cannot listen on %s: %s", cfg->host, gai_strerror(rc));
+        return -1;
+    }
+    int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+        log_msg(LOG_ERROR, "cannot listen on %s port %d: %s", cfg->host, cfg->port, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+/* Out of descriptors: give up the reserve fd, accept one waiting connection,
+ * tell it 503 and close it, then take the reserve back. Returns 0 if one was shed. */
+static int shed_one(struct server *srv)
+{
+    if (loop_now(srv->loop) - srv->fd_warned_ms >= 1000 || srv->fd_warned_ms == 0) {
+        log_msg(LOG_WARN, "out of file descriptors with %zu connections: refusing new ones with 503",
+                srv->nconns);
+        srv->fd_warned_ms = loop_now(srv->loop);
+    }
+    if (srv->reserve_fd < 0)
+        return -1;
+    close(srv->reserve_fd);
+    int fd = accept4(srv->listener.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) {
+        send(fd, busy_response, sizeof(busy_response) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        close(fd);
+    }
+    srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    return fd >= 0 ? 0 : -1;
+}
+
+static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
+{
+    (void)l;
+    (void)events;
+    struct server *srv = (struct server *)((char *)io - offsetof(struct server, listener));
+    for (;;) {
+        int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if ((errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) &&
+                shed_one(srv) == 0)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                log_msg(LOG_WARN, "accept: %s", strerror(errno));
+            return;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        struct conn *c = conn_new(srv, fd);
+        if (!c) {
+            log_msg(LOG_WARN, "cannot set up a connection: %s", strerror(errno));
+            continue;
+        }
+        c->next = srv->conns;
+        if (srv->conns)
+            srv->conns->prev = c;
+        srv->conns = c;
+        srv->nconns++;
+        log_msg(LOG_DEBUG, "fd %d: connected (%zu open)", fd, srv->nconns);
+    }
+}
+
+struct server *server_new(struct loop *loop, const struct config *cfg)
+{
+    struct server *srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        return NULL;
+    srv->loop = loop;
+    srv->cfg = cfg;
+    srv->static_fd = open(cfg->static_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (srv->static_fd < 0) {
+        log_msg(LOG_ERROR, "cannot open static directory %s: %s", cfg->static_dir, strerror(errno));
+        free(srv);
+        return NULL;
+    }
+    srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    srv->listener.fd = listen_on(cfg);
+    srv->listener.cb = on_accept;
+    if (srv->listener.fd < 0 || loop_io_add(loop, &srv->listener, LOOP_READ) < 0) {
+        if (srv->listener.fd >= 0)
+            close(srv->listener.fd);
+        close(srv->static_fd);
+        close(srv->reserve_fd);
+        free(srv);
+        return NULL;
+    }
+    loop_set_before_wait(loop, before_wait, srv);
+    return srv;
+}
+
+static void free_dead(struct server *srv)
+{
+    while (srv->dead) {
+        struct conn *c = srv->dead;
+        srv->dead = c->next;
+        free(c);
+    }
+}
+
+void server_free(struct server *srv)
+{
+    if (!srv)
+        return;
+    while (srv->conns)
+        conn_abort(srv->conns);
+    srv->pending = NULL;
+    free_dead(srv);
+    loop_io_del(srv->loop, &srv->listener);
+    close(srv->listener.fd);
+    close(srv->static_fd);
+    if (srv->reserve_fd >= 0)
+        close(srv->reserve_fd);
+    free(srv);
+}
+
+int server_route(struct server *srv, const char *path, int prefix, const struct endpoint *ep)
+{
+    if (srv->nroutes == SERVER_MAX_ROUTES)
+        return -1;
+    srv->routes[srv->nroutes++] = (struct route){path, prefix, ep};
+    return 0;
+}
+
+const struct endpoint *server_find_route(const struct server *srv, const char *path, size_t len)
+{
+    for (size_t i = 0; i < srv->nroutes; i++) {
+        const struct route *r = &srv->routes[i];
+        size_t n = strlen(r->path);
+        if (len == n && memcmp(path, r->path, n) == 0)
+            return r->ep;
+        if (r->prefix && len > n && memcmp(path, r->path, n) == 0 && path[n] == '/')
+            return r->ep;
+    }
+    return NULL;
+}
+
+void server_want_flush(struct server *srv, struct conn *c)
+{
+    if (c->state == CONN_DEAD || (c->flags & CONN_F_PENDING))
+        return;
+    c->flags |= CONN_F_PENDING;
+    c->pending_next = srv->pending;
+    srv->pending = c;
+}
+
+void server_conn_dead(struct server *srv, struct conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    srv->nconns--;
+    log_msg(LOG_DEBUG, "fd %d: closed (%zu open)", c->io.fd, srv->nconns);
+    c->prev = NULL;
+    c->next = srv->dead;
+    srv->dead = c;
+}
+
+static void before_wait(struct loop *l, void *data)
+{
+    (void)l;
+    struct server *srv = data;
+    while (srv->pending) {
+        struct conn *c = srv->pending;
+        srv->pending = c->pending_next;
+        c->flags &= (uint8_t)~CONN_F_PENDING;
+        conn_flush(c);
+    }
+    free_dead(srv);
+}

@@ -1,0 +1,234 @@
+/* ws: RFC 6455 frame parser and encoder, sans-I/O. Owns frame validation,
+ * fragmentation state, incremental UTF-8 checking of text and close payloads.
+ * Never does I/O, never allocates: payloads are unmasked in the caller's buffer. */
+#include "ws.h"
+
+#include <string.h>
+
+#include "utf8.h"
+
+void ws_parser_init(struct ws_parser *p, uint64_t max_message)
+{
+    memset(p, 0, sizeof(*p));
+    p->max_message = max_message;
+}
+
+static size_t fail(struct ws_parser *p, struct ws_event *ev, uint16_t code, const char *reason)
+{
+    p->failed = 1;
+    p->fail_code = code;
+    p->fail_reason = reason;
+    ev->type = WS_EV_ERROR;
+    ev->close_code = code;
+    ev->reason = reason;
+    return 0;
+}
+
+unsigned ws_mask(uint8_t *data, size_t n, const uint8_t key[4], unsigned pos)
+{
+    size_t i = 0;
+    while (i < n && ((uintptr_t)(data + i) & 7u)) {
+        data[i++] ^= key[pos & 3u];
+        pos++;
+    }
+    if (n - i >= 8) {
+        uint8_t k8[8];
+        for (unsigned j = 0; j < 8; j++)
+            k8[j] = key[(pos + j) & 3u];
+        uint64_t m;
+        memcpy(&m, k8, 8);
+        for (; n - i >= 8; i += 8) {
+            uint64_t w;
+            memcpy(&w, data + i, 8);
+            w ^= m;
+            memcpy(data + i, &w, 8);
+        }
+    }
+    for (; i < n; i++, pos++)
+        data[i] ^= key[pos & 3u];
+    return pos & 3u;
+}
+
+int ws_close_code_valid(unsigned code)
+{
+    if (code >= 1000 && code <= 1014)
+        return code != 1004 && code != 1005 && code != 1006;
+    return code >= 3000 && code <= 4999;
+}
+
+uint16_t ws_close_payload_check(const uint8_t *payload, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (len == 1 || len > WS_MAX_CONTROL_PAYLOAD)
+        return WS_CLOSE_PROTOCOL;
+    if (!ws_close_code_valid(((unsigned)payload[0] << 8) | payload[1]))
+        return WS_CLOSE_PROTOCOL;
+    if (!utf8_is_valid(payload + 2, len - 2))
+        return WS_CLOSE_INVALID_DATA;
+    return 0;
+}
+
+/* Streams the next chunk of a data frame's payload into *ev. */
+static size_t parse_payload(struct ws_parser *p, uint8_t *buf, size_t len, struct ws_event *ev)
+{
+    size_t n = len < p->remaining ? len : (size_t)p->remaining;
+    if (n == 0 && p->remaining > 0)
+        return 0;
+    p->mask_pos = (uint8_t)ws_mask(buf, n, p->mask, p->mask_pos);
+    p->remaining -= n;
+    int last = p->remaining == 0 && p->frame_fin;
+    if (p->msg_opcode == WS_OP_TEXT) {
+        p->utf8_state = utf8_validate(p->utf8_state, buf, n);
+        if (p->utf8_state == UTF8_REJECT)
+            return fail(p, ev, WS_CLOSE_INVALID_DATA, "invalid UTF-8 in text message");
+        if (last && p->utf8_state != UTF8_ACCEPT)
+            return fail(p, ev, WS_CLOSE_INVALID_DATA, "text message ends inside a UTF-8 sequence");
+    }
+    ev->type = WS_EV_DATA;
+    ev->opcode = p->msg_opcode;
+    ev->first = p->first_pending;
+    ev->last = (uint8_t)last;
+    ev->data = buf;
+    ev->len = n;
+    p->first_pending = 0;
+    if (p->remaining == 0) {
+        p->in_frame = 0;
+        if (last)
+            p->msg_opcode = 0;
+    }
+    return n;
+}
+
+size_t ws_parse(struct ws_parser *p, uint8_t *buf, size_t len, struct ws_event *ev)
+{
+    memset(ev, 0, sizeof(*ev));
+    if (p->failed) {
+        ev->type = WS_EV_ERROR;
+        ev->close_code = p->fail_code;
+        ev->reason = p->fail_reason;
+        return 0;
+    }
+    if (p->in_frame)
+        return parse_payload(p, buf, len, ev);
+    if (len < 2)
+        return 0;
+
+    unsigned fin = buf[0] & 0x80u, rsv = buf[0] & 0x70u, opcode = buf[0] & 0x0Fu;
+    unsigned masked = buf[1] & 0x80u, len7 = buf[1] & 0x7Fu;
+    int control = opcode & 0x8u;
+    if (rsv)
+        return fail(p, ev, WS_CLOSE_PROTOCOL, "reserved bits set without an extension");
+    if (control ? opcode > WS_OP_PONG : opcode > WS_OP_BINARY)
+        return fail(p, ev, WS_CLOSE_PROTOCOL, "reserved opcode");
+    if (!masked)
+        return fail(p, ev, WS_CLOSE_PROTOCOL, "client frames must be masked");
+    if (control) {
+        if (!fin)
+            return fail(p, ev, WS_CLOSE_PROTOCOL, "fragmented control frame");
+        if (len7 > WS_MAX_CONTROL_PAYLOAD)
+            return fail(p, ev, WS_CLOSE_PROTOCOL, "control frame payload over 125 bytes");
+    } else if (opcode == WS_OP_CONT && !p->msg_opcode) {
+        return fail(p, ev, WS_CLOSE_PROTOCOL, "continuation frame without a message to continue");
+    } else if (opcode != WS_OP_CONT && p->msg_opcode) {
+        return fail(p, ev, WS_CLOSE_PROTOCOL, "new message before the fragmented one ended");
+    }
+
+    size_t hdr = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + 4;
+    if (len < hdr)
+        return 0;
+    uint64_t plen = len7;
+    if (len7 == 126) {
+        plen = ((uint64_t)buf[2] << 8) | buf[3];
+    } else if (len7 == 127) {
+        plen = 0;
+        for (int i = 0; i < 8; i++)
+            plen = (plen << 8) | buf[2 + i];
+        if (plen >> 63)
+            return fail(p, ev, WS_CLOSE_PROTOCOL, "64-bit payload length with the top bit set");
+    }
+    const uint8_t *key = buf + hdr - 4;
+
+    if (control) {
+        if (len < hdr + plen)
+            return 0;
+        uint8_t *payload = buf + hdr;
+        ws_mask(payload, (size_t)plen, key, 0);
+        if (opcode == WS_OP_CLOSE) {
+            uint16_t code = ws_close_payload_check(payload, (size_t)plen);
+            if (code)
+                return fail(p, ev, code, code == WS_CLOSE_INVALID_DATA
+                                             ? "close reason is not valid UTF-8"
+                                             : "invalid close code or payload");
+        }
+        ev->type = WS_EV_CONTROL;
+        ev->opcode = (uint8_t)opcode;
+        ev->data = payload;
+        ev->len = (size_t)plen;
+        return hdr + (size_t)plen;
+    }
+
+    uint64_t so_far = opcode == WS_OP_CONT ? p->msg_len : 0;
+    if (p->max_message && plen > p->max_message - so_far)
+        return fail(p, ev, WS_CLOSE_TOO_BIG, "message larger than the server accepts");
+    if (opcode != WS_OP_CONT) {
+        p->msg_opcode = (uint8_t)opcode;
+        p->utf8_state = UTF8_ACCEPT;
+        p->first_pending = 1;
+    }
+    p->msg_len = so_far + plen;
+    memcpy(p->mask, key, 4);
+    p->mask_pos = 0;
+    p->remaining = plen;
+    p->frame_fin = fin ? 1 : 0;
+    p->in_frame = 1;
+    if (plen == 0 && !fin) {
+        p->in_frame = 0;
+        return hdr;   /* an empty non-final fragment carries nothing to report */
+    }
+    size_t n = parse_payload(p, buf + hdr, len - hdr, ev);
+    if (ev->type == WS_EV_ERROR)
+        return 0;
+    return hdr + n;
+}
+
+size_t ws_header_len(uint64_t len)
+{
+    return len < 126 ? 2 : len <= 0xFFFF ? 4 : 10;
+}
+
+size_t ws_encode_header(uint8_t *out, enum ws_opcode opcode, uint64_t len)
+{
+    out[0] = (uint8_t)(0x80u | (unsigned)opcode);
+    if (len < 126) {
+        out[1] = (uint8_t)len;
+        return 2;
+    }
+    if (len <= 0xFFFF) {
+        out[1] = 126;
+        out[2] = (uint8_t)(len >> 8);
+        out[3] = (uint8_t)len;
+        return 4;
+    }
+    out[1] = 127;
+    for (int i = 0; i < 8; i++)
+        out[2 + i] = (uint8_t)(len >> (56 - 8 * i));
+    return 10;
+}
+
+size_t ws_encode_close_payload(uint8_t *out, uint16_t code, const char *reason)
+{
+    if (code == 0)
+        return 0;
+    out[0] = (uint8_t)(code >> 8);
+    out[1] = (uint8_t)code;
+    size_t n = reason ? strlen(reason) : 0;
+    if (n > WS_MAX_CONTROL_PAYLOAD - 2) {
+        n = WS_MAX_CONTROL_PAYLOAD - 2;
+        while (n > 0 && ((uint8_t)reason[n] & 0xC0u) == 0x80u)
+            n--;   /* never cut a code point in half */
+    }
+    if (n)
+        memcpy(out + 2, reason, n);
+    return 2 + n;
+}
