@@ -15,6 +15,12 @@ struct config {
     unsigned handshake_timeout;   /* seconds */
     unsigned close_timeout;       /* seconds to wait for the peer's close */
     uint64_t max_message;         /* bytes */
+    uint64_t history;             /* message events kept per room */
+    uint64_t max_rooms;
+    uint64_t max_room_members;    /* 0 = unlimited */
+    uint64_t rate_limit;          /* chat lines per second, 0 = off */
+    uint64_t max_backlog;         /* bytes */
+    uint64_t max_line;            /* bytes */
     int log_level;                /* LOG_ERROR .. LOG_DEBUG */
 };
 

@@ -21,6 +21,7 @@ struct server;
 /* What an application plugs into a WebSocket path (echo, chat rooms). */
 struct endpoint {
     const char *name;
+    void *ctx;           /* the application's state, for its callbacks */
     /* Decides on an upgrade before the 101 goes out: returns 0 to accept, or an
      * HTTP status to refuse with and sets *reason. May be NULL (always accept). */
     int (*accept)(struct conn *c, const struct http_request *req, const char **reason);
@@ -79,6 +80,10 @@ size_t conn_backlog(const struct conn *c);
  * answers or close_timeout passes. For an HTTP connection it just closes. */
 void conn_close(struct conn *c, uint16_t code, const char *reason);
 
+/* Cuts off a slow consumer: drops the output it has not started to receive,
+ * then closes with 1008. */
+void conn_cut(struct conn *c, const char *reason);
+
 /* Ends the connection now, without a closing handshake. */
 void conn_abort(struct conn *c);
 
@@ -99,8 +104,12 @@ int conn_http_file(struct conn *c, int fd, size_t len);
 /* Marks the request being answered as HEAD (no bodies) or not. */
 void conn_http_set_head_only(struct conn *c, int head_only);
 
-/* Switches to WebSocket after a 101 was queued and calls ep->open. */
-void conn_upgrade(struct conn *c, const struct endpoint *ep);
+/* Completes a checked upgrade request: asks ep->accept (refusing with its
+ * status if it says no), queues the 101 with Sec-WebSocket-Accept accept_key,
+ * switches to WebSocket and calls ep->open. From a successful accept on,
+ * ep->close is guaranteed to run once when the connection ends. */
+void conn_upgrade(struct conn *c, const struct endpoint *ep, const struct http_request *req,
+                  const char *accept_key);
 
 /* Writes queued output; called by the server before the loop waits. */
 void conn_flush(struct conn *c);

@@ -68,8 +68,8 @@ int http_slice_ieq(struct http_slice s, const char *lit);
 long http_path_decode(struct http_slice path, char *out, size_t outsz);
 
 /* Finds query parameter `name` in a query string and percent-decodes its value
- * into out (NUL-terminated). Returns the value's length, or -1 if absent, badly
- * encoded, or too long for out. */
+ * into out (NUL-terminated). Returns the value's length, -1 if absent, or -2
+ * if badly encoded or too long for out. */
 long http_query_get(struct http_slice query, const char *name, char *out, size_t outsz);
 
 /* The standard reason phrase for a status code ("Not Found"), or "Unknown". */

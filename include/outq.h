@@ -38,6 +38,10 @@ int outq_push_file(struct outq *q, int fd, off_t off, size_t len);
  * or -1 on a socket error other than EAGAIN (errno set). */
 ssize_t outq_write(struct outq *q, int fd, size_t budget);
 
+/* Drops every item not yet started, keeping a partly written head so the
+ * byte stream stays well formed. */
+void outq_drop_unsent(struct outq *q);
+
 /* True when nothing is queued. */
 int outq_empty(const struct outq *q);
 

@@ -154,6 +154,12 @@ void conn_close(struct conn *c, uint16_t code, const char *reason)
     }
 }
 
+void conn_cut(struct conn *c, const char *reason)
+{
+    outq_drop_unsent(&c->out);
+    conn_close(c, WS_CLOSE_POLICY, reason);
+}
+
 void conn_http_set_head_only(struct conn *c, int head_only)
 {
     if (head_only)
@@ -221,13 +227,28 @@ int conn_http_file(struct conn *c, int fd, size_t len)
     return 0;
 }
 
-void conn_upgrade(struct conn *c, const struct endpoint *ep)
+void conn_upgrade(struct conn *c, const struct endpoint *ep, const struct http_request *req,
+                  const char *accept_key)
 {
-    c->state = CONN_WS;
     c->ep = ep;
+    const char *reason = NULL;
+    int status = ep->accept ? ep->accept(c, req, &reason) : 0;
+    if (status) {
+        c->ep = NULL;
+        conn_http_text(c, status, reason ? reason : "refused", NULL, 0);
+        return;
+    }
+    c->flags |= CF_EP_OPEN;
+    char headers[160];
+    snprintf(headers, sizeof(headers),
+             "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n", accept_key);
+    if (conn_http_head(c, 101, headers, 0, NULL, 1) < 0) {
+        conn_abort(c);
+        return;
+    }
+    c->state = CONN_WS;
     ws_parser_init(&c->ws, c->srv->cfg->max_message);
     loop_timer_cancel(c->srv->loop, &c->timer);
-    c->flags |= CF_EP_OPEN;
     if (ep->open)
         ep->open(c);
 }

@@ -286,7 +286,7 @@ long http_query_get(struct http_slice query, const char *name, char *out, size_t
         size_t klen = eq ? (size_t)(eq - pair.p) : pair.n;
         if (klen == nlen && memcmp(pair.p, name, nlen) == 0) {
             struct http_slice v = {eq ? eq + 1 : pair.p + pair.n, eq ? pair.n - klen - 1 : 0};
-            return percent_decode(v, out, outsz);
+            return percent_decode(v, out, outsz) < 0 ? -2 : (long)strlen(out);
         }
         i++;
     }

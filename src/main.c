@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "chat.h"
 #include "config.h"
 #include "echo.h"
 #include "log.h"
@@ -53,13 +54,22 @@ int main(int argc, char **argv)
     sigaddset(&mask, SIGTERM);
     sigprocmask(SIG_BLOCK, &mask, NULL);
 
-    struct loop *loop = loop_new();
+    struct chat_config chat_cfg = {
+        .hub = {.history = cfg.history, .max_rooms = cfg.max_rooms,
+                .max_members = cfg.max_room_members, .max_backlog = cfg.max_backlog},
+        .rate_limit = cfg.rate_limit,
+        .max_line = cfg.max_line,
+    };
+    struct chat *chat = chat_new(&chat_cfg);
+    struct loop *loop = chat ? loop_new() : NULL;
     struct server *srv = loop ? server_new(loop, &cfg) : NULL;
     if (!srv) {
         loop_free(loop);
+        chat_free(chat);
         return 1;
     }
     server_route(srv, "/echo", 0, &echo_endpoint);
+    server_route(srv, "/ws", 1, chat_endpoint(chat));
 
     struct signals sig = {.io = {.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC), .cb = on_signal},
                           .srv = srv};
@@ -67,6 +77,7 @@ int main(int argc, char **argv)
         log_msg(LOG_ERROR, "signalfd: %s", strerror(errno));
         server_free(srv);
         loop_free(loop);
+        chat_free(chat);
         return 1;
     }
     log_msg(LOG_INFO, "wshub listening on %s port %d, static files from %s", cfg.host, cfg.port,
@@ -75,6 +86,7 @@ int main(int argc, char **argv)
     close(sig.io.fd);
     server_free(srv);
     loop_free(loop);
+    chat_free(chat);
     log_msg(LOG_INFO, "stopped");
     return rc;
 }

@@ -170,6 +170,28 @@ ssize_t outq_write(struct outq *q, int fd, size_t budget)
     return (ssize_t)sent;
 }
 
+void outq_drop_unsent(struct outq *q)
+{
+    struct outq_item *head = q->count ? &q->items[q->head] : NULL;
+    uint32_t keep = head && head->buf && head->off > 0 ? 1 : 0;
+    while (q->count > keep) {
+        struct outq_item *it = &q->items[(q->head + q->count - 1) % q->cap];
+        q->bytes -= it->buf ? it->buf->len - it->off : it->file->left;
+        if (it->buf) {
+            sbuf_unref(it->buf);
+        } else {
+            close(it->file->fd);
+            free(it->file);
+        }
+        q->count--;
+    }
+    if (q->count == 0) {
+        free(q->items);
+        q->items = NULL;
+        q->head = q->cap = 0;
+    }
+}
+
 void outq_clear(struct outq *q)
 {
     while (q->count)

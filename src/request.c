@@ -63,20 +63,7 @@ static void upgrade(struct conn *c, const struct http_request *req, const struct
         conn_http_text(c, hs.status, hs.reason, extra, 0);
         return;
     }
-    const char *reason = NULL;
-    int status = ep->accept ? ep->accept(c, req, &reason) : 0;
-    if (status) {
-        conn_http_text(c, status, reason ? reason : "refused", NULL, 0);
-        return;
-    }
-    char headers[256];
-    snprintf(headers, sizeof(headers),
-             "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n", hs.accept);
-    if (conn_http_head(c, 101, headers, 0, NULL, 1) < 0) {
-        conn_abort(c);
-        return;
-    }
-    conn_upgrade(c, ep);
+    conn_upgrade(c, ep, req, hs.accept);
 }
 
 static void serve_file(struct conn *c, const struct http_request *req, int keep_alive)
