@@ -258,14 +258,14 @@ long http_path_decode(struct http_slice path, char *out, size_t outsz)
         if (c < 0x20 || c == 0x7F || c == '\\')
             return -1;
         if (c == '/') {
-            if (o > 0 && out[o - 1] == '/')
-                continue;
             /* Look at the segment that starts after this slash. */
             long s = i + 1, e = s;
             while (e < n && out[e] != '/')
                 e++;
             if ((e - s == 1 && out[s] == '.') || (e - s == 2 && out[s] == '.' && out[s + 1] == '.'))
                 return -1;
+            if (o > 0 && out[o - 1] == '/')
+                continue;   /* collapse "//" */
         }
         out[o++] = (char)c;
     }

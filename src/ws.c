@@ -100,20 +100,12 @@ static size_t parse_payload(struct ws_parser *p, uint8_t *buf, size_t len, struc
     return n;
 }
 
-size_t ws_parse(struct ws_parser *p, uint8_t *buf, size_t len, struct ws_event *ev)
+/* Parses one frame header at buf. Returns its length, 0 when incomplete, or
+ * fails. Consumes control frames whole (filling *ev). */
+static size_t parse_header(struct ws_parser *p, uint8_t *buf, size_t len, struct ws_event *ev)
 {
-    memset(ev, 0, sizeof(*ev));
-    if (p->failed) {
-        ev->type = WS_EV_ERROR;
-        ev->close_code = p->fail_code;
-        ev->reason = p->fail_reason;
-        return 0;
-    }
-    if (p->in_frame)
-        return parse_payload(p, buf, len, ev);
     if (len < 2)
         return 0;
-
     unsigned fin = buf[0] & 0x80u, rsv = buf[0] & 0x70u, opcode = buf[0] & 0x0Fu;
     unsigned masked = buf[1] & 0x80u, len7 = buf[1] & 0x7Fu;
     int control = opcode & 0x8u;
@@ -150,7 +142,7 @@ size_t ws_parse(struct ws_parser *p, uint8_t *buf, size_t len, struct ws_event *
     const uint8_t *key = buf + hdr - 4;
 
     if (control) {
-        if (len < hdr + plen)
+        if (len - hdr < plen)
             return 0;
         uint8_t *payload = buf + hdr;
         ws_mask(payload, (size_t)plen, key, 0);
@@ -181,15 +173,29 @@ size_t ws_parse(struct ws_parser *p, uint8_t *buf, size_t len, struct ws_event *
     p->mask_pos = 0;
     p->remaining = plen;
     p->frame_fin = fin ? 1 : 0;
-    p->in_frame = 1;
-    if (plen == 0 && !fin) {
-        p->in_frame = 0;
-        return hdr;   /* an empty non-final fragment carries nothing to report */
-    }
-    size_t n = parse_payload(p, buf + hdr, len - hdr, ev);
-    if (ev->type == WS_EV_ERROR)
+    /* An empty non-final fragment carries nothing to report. */
+    p->in_frame = plen > 0 || fin;
+    return hdr;
+}
+
+size_t ws_parse(struct ws_parser *p, uint8_t *buf, size_t len, struct ws_event *ev)
+{
+    memset(ev, 0, sizeof(*ev));
+    if (p->failed) {
+        ev->type = WS_EV_ERROR;
+        ev->close_code = p->fail_code;
+        ev->reason = p->fail_reason;
         return 0;
-    return hdr + n;
+    }
+    size_t used = 0;
+    while (!p->in_frame) {
+        size_t n = parse_header(p, buf + used, len - used, ev);
+        if (n == 0 || ev->type != WS_EV_NEED_MORE)
+            return ev->type == WS_EV_ERROR ? 0 : used + n;
+        used += n;
+    }
+    size_t n = parse_payload(p, buf + used, len - used, ev);
+    return ev->type == WS_EV_ERROR ? 0 : used + n;
 }
 
 size_t ws_header_len(uint64_t len)
