@@ -10,6 +10,7 @@
 
 #include "conn.h"
 #include "hub.h"
+#include "stats.h"
 
 struct chat;
 
@@ -24,6 +25,9 @@ struct chat *chat_new(const struct chat_config *cfg);
 
 /* Frees the chat state (after every connection has closed). */
 void chat_free(struct chat *chat);
+
+/* Fills in the chat's figures (rooms, frames broadcast); a server_stats_fn. */
+void chat_fill_stats(void *chat, struct stats *s);
 
 /* The endpoint to route /ws paths to. */
 const struct endpoint *chat_endpoint(const struct chat *chat);

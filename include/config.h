@@ -1,6 +1,7 @@
-/* config: every option of the server in one struct, parsed from the command
- * line. One table describes each option (name, value kind, default, help), so
- * --help, parsing and validation can never disagree. */
+/* config: every option of the server in one struct, read from the command
+ * line and an optional `key = value` file. One table describes each option
+ * (name, kind, default, limits, help), so --help, the file, parsing and
+ * validation can never disagree. */
 #ifndef WSHUB_CONFIG_H
 #define WSHUB_CONFIG_H
 
@@ -8,29 +9,52 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "cidr.h"
+
+#define CONFIG_LIST_MAX 32
+#define CONFIG_PATH_MAX 4096
+
 struct config {
     char host[256];
     int port;
-    char static_dir[4096];
+    char static_dir[CONFIG_PATH_MAX];
+    int static_given;             /* --static was set explicitly */
     unsigned handshake_timeout;   /* seconds */
     unsigned close_timeout;       /* seconds to wait for the peer's close */
+    unsigned ping_interval;       /* seconds, 0 = no pings */
+    unsigned idle_timeout;        /* seconds, 0 = never */
+    unsigned shutdown_timeout;    /* seconds */
     uint64_t max_message;         /* bytes */
+    uint64_t max_conns;
     uint64_t history;             /* message events kept per room */
     uint64_t max_rooms;
     uint64_t max_room_members;    /* 0 = unlimited */
     uint64_t rate_limit;          /* chat lines per second, 0 = off */
     uint64_t max_backlog;         /* bytes */
     uint64_t max_line;            /* bytes */
+    char allow_origin[CONFIG_LIST_MAX][256];
+    size_t n_allow_origin;        /* 0 = every origin allowed */
+    struct cidr stats_allow[CONFIG_LIST_MAX];
+    size_t n_stats_allow;
+    int daemon;
+    char pidfile[CONFIG_PATH_MAX];
+    char log_file[CONFIG_PATH_MAX];   /* empty = stderr */
     int log_level;                /* LOG_ERROR .. LOG_DEBUG */
+    char config_file[CONFIG_PATH_MAX];
 };
 
 /* Fills cfg with the defaults. */
 void config_defaults(struct config *cfg);
 
-/* Parses argv into cfg (after config_defaults). Returns 0 to run, 1 when --help
- * was printed to out, or 2 after printing a one-line error to err (the exit code
- * for bad usage). */
+/* Parses argv into cfg (after config_defaults), reading --config FILE first so
+ * that command-line options win. Returns 0 to run, 1 when --help was printed
+ * to out, or 2 after printing a one-line error to err (the exit code for bad
+ * usage). */
 int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE *err);
+
+/* Reads `key = value` lines from path into cfg. Returns 0, or 2 after printing
+ * "wshub: FILE:LINE: problem" to err. */
+int config_parse_file(struct config *cfg, const char *path, FILE *err);
 
 /* Prints the usage text listing every option with its default. */
 void config_usage(FILE *out);

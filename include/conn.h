@@ -13,6 +13,7 @@
 #include "http.h"
 #include "loop.h"
 #include "outq.h"
+#include "stats.h"
 #include "ws.h"
 
 struct conn;
@@ -56,10 +57,13 @@ struct conn {
     struct ws_parser ws;
     const struct endpoint *ep;
     void *ep_data;              /* the endpoint's per-connection state */
+    uint64_t last_rx_ms;        /* WebSocket: when the peer last sent anything */
+    uint64_t last_ping_ms;      /* WebSocket: when we last pinged */
     uint32_t http_scanned;
     uint32_t timer_mark;        /* out.sent when the timer was armed */
+    uint16_t flags;
     uint8_t state;
-    uint8_t flags;
+    uint8_t why;                /* enum stats_close: why it is ending */
 };
 
 /* Takes ownership of an accepted, non-blocking socket. NULL on failure (fd closed). */
@@ -79,6 +83,9 @@ size_t conn_backlog(const struct conn *c);
  * (code 0: an empty close), tells the endpoint, and drops TCP once the peer
  * answers or close_timeout passes. For an HTTP connection it just closes. */
 void conn_close(struct conn *c, uint16_t code, const char *reason);
+
+/* conn_close, recording why the connection ends (for /stats). */
+void conn_close_why(struct conn *c, uint16_t code, const char *reason, enum stats_close why);
 
 /* Cuts off a slow consumer: drops the output it has not started to receive,
  * then closes with 1008. */
@@ -113,5 +120,10 @@ void conn_upgrade(struct conn *c, const struct endpoint *ep, const struct http_r
 
 /* Writes queued output; called by the server before the loop waits. */
 void conn_flush(struct conn *c);
+
+/* Server shutdown: a WebSocket gets a 1001 close, an idle HTTP connection
+ * closes now, a busy one once its response is sent. The endpoint hears of it
+ * only when the connection ends, so no one is told of others leaving. */
+void conn_shutdown(struct conn *c);
 
 #endif

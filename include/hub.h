@@ -95,4 +95,7 @@ uint64_t hub_room_next_seq(struct hub_room *room);
 /* Number of rooms currently kept. */
 size_t hub_room_total(const struct hub *h);
 
+/* Number of broadcasts so far (frames fanned out to a room). */
+uint64_t hub_broadcast_total(const struct hub *h);
+
 #endif

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "conn.h"
 #include "loop.h"
+#include "stats.h"
 
 #define SERVER_MAX_ROUTES 8
 #define SERVER_RX_SIZE (64 * 1024)
@@ -21,9 +22,18 @@ struct route {
     const struct endpoint *ep;
 };
 
+/* Fills in the application's figures (rooms, broadcasts) before stats are shown. */
+typedef void (*server_stats_fn)(void *ctx, struct stats *s);
+
 struct server {
     struct loop *loop;
     const struct config *cfg;
+    struct stats stats;
+    uint64_t started_ms;
+    server_stats_fn stats_fill;
+    void *stats_ctx;
+    int stopping;               /* shutting down: no new connections */
+    struct loop_timer shutdown_timer;
     struct loop_io listener;
     int reserve_fd;             /* spare fd, given up to shed a connection when out of fds */
     int static_fd;              /* the static directory, opened once */
@@ -48,6 +58,17 @@ int server_route(struct server *srv, const char *path, int prefix, const struct 
 
 /* The endpoint for a request path (still percent-encoded), or NULL. */
 const struct endpoint *server_find_route(const struct server *srv, const char *path, size_t len);
+
+/* Registers the application's stats filler. */
+void server_set_stats_source(struct server *srv, server_stats_fn fn, void *ctx);
+
+/* Brings the stats up to date (application figures included) for showing. */
+const struct stats *server_stats(struct server *srv);
+
+/* Starts a graceful shutdown: stop accepting, close every connection (1001
+ * for WebSockets), and stop the loop once all are gone or after
+ * shutdown_timeout seconds. A second call stops the loop at once. */
+void server_shutdown(struct server *srv);
 
 /* Puts c on the list flushed before the next wait (once). */
 void server_want_flush(struct server *srv, struct conn *c);

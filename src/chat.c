@@ -398,6 +398,13 @@ void chat_free(struct chat *chat)
     free(chat);
 }
 
+void chat_fill_stats(void *ctx, struct stats *s)
+{
+    struct chat *chat = ctx;
+    s->rooms = hub_room_total(chat->hub);
+    s->frames_broadcast = hub_broadcast_total(chat->hub);
+}
+
 const struct endpoint *chat_endpoint(const struct chat *chat)
 {
     return &chat->ep;

@@ -1,5 +1,5 @@
-/* config: the option table, defaults, command-line parsing and --help.
- * Never exits: it returns what main should do. */
+/* config: the option table, defaults, command-line and config-file parsing,
+ * and --help. Never exits: it returns what main should do. */
 #include "config.h"
 
 #include <errno.h>
@@ -10,7 +10,7 @@
 
 #include "log.h"
 
-enum kind { K_STRING, K_PORT, K_SECONDS, K_BYTES, K_COUNT, K_LOGLEVEL };
+enum kind { K_STRING, K_PORT, K_SECONDS, K_BYTES, K_COUNT, K_LOGLEVEL, K_ORIGINS, K_CIDRS, K_FLAG };
 
 struct option_def {
     const char *name;
@@ -27,25 +27,43 @@ struct option_def {
 static const struct option_def options[] = {
     {"host", K_STRING, FIELD(host), "ADDR", "address to listen on (IPv4 or IPv6)", 0, 0},
     {"port", K_PORT, FIELD(port), "N", "TCP port to listen on", 0, 0},
-    {"static", K_STRING, FIELD(static_dir), "DIR", "directory of static files served over HTTP", 0, 0},
+    {"static", K_STRING, FIELD(static_dir), "DIR",
+     "static files served over HTTP (an installed binary uses PREFIX/share/wshub/static)", 0, 0},
     {"handshake-timeout", K_SECONDS, FIELD(handshake_timeout), "S",
-     "seconds allowed for an HTTP request or handshake to arrive", 0, 0},
+     "seconds for an HTTP request or handshake to arrive; 0 = no limit", 0, 0},
     {"close-timeout", K_SECONDS, FIELD(close_timeout), "S",
-     "seconds to wait for the peer's close frame before dropping TCP", 0, 0},
+     "seconds to wait for the peer's close after the server's", 0, 0},
     {"max-message", K_BYTES, FIELD(max_message), "BYTES",
      "largest WebSocket message accepted (suffixes k, m, g); bigger closes with 1009", 1, 1ull << 40},
     {"history", K_COUNT, FIELD(history), "N", "message events kept per room and sent to joiners; 0 = off",
      0, 100000},
-    {"max-rooms", K_COUNT, FIELD(max_rooms), "N", "rooms kept at once; the least recently used empty one is evicted",
-     1, 100000000},
-    {"max-room-members", K_COUNT, FIELD(max_room_members), "N", "members per room; 0 = unlimited", 0, 100000000},
+    {"max-rooms", K_COUNT, FIELD(max_rooms), "N",
+     "rooms kept at once; the least recently used empty one is evicted", 1, 100000000},
+    {"max-room-members", K_COUNT, FIELD(max_room_members), "N", "members per room; 0 = unlimited", 0,
+     100000000},
     {"rate-limit", K_COUNT, FIELD(rate_limit), "N", "chat lines per second per connection, burst 2N; 0 = off",
      0, 1000000},
     {"max-backlog", K_BYTES, FIELD(max_backlog), "BYTES",
      "unsent output after which a room member is cut off as a slow consumer", 1024, 1ull << 40},
     {"max-line", K_BYTES, FIELD(max_line), "BYTES", "longest chat line; longer gets a too_long error", 1,
      1ull << 40},
+    {"ping-interval", K_SECONDS, FIELD(ping_interval), "S", "ping a WebSocket quiet this long; 0 = off", 0, 0},
+    {"idle-timeout", K_SECONDS, FIELD(idle_timeout), "S",
+     "close a WebSocket that sent nothing, not even a pong, this long; 0 = off", 0, 0},
+    {"max-conns", K_COUNT, FIELD(max_conns), "N", "open connections; beyond it new ones get 503", 1,
+     100000000},
+    {"allow-origin", K_ORIGINS, FIELD(allow_origin), "ORIGIN",
+     "repeatable: only these Origins may open WebSockets", 0, 0},
+    {"stats-allow", K_CIDRS, FIELD(stats_allow), "CIDR",
+     "repeatable: addresses that may read /stats and /metrics", 0, 0},
+    {"shutdown-timeout", K_SECONDS, FIELD(shutdown_timeout), "S",
+     "on SIGTERM/SIGINT, seconds to wait for clients to answer the 1001 close", 0, 0},
+    {"daemon", K_FLAG, FIELD(daemon), "", "detach from the terminal and run in the background", 0, 0},
+    {"pidfile", K_STRING, FIELD(pidfile), "FILE", "write the pid here; refuse to start if it names a live process",
+     0, 0},
+    {"log", K_STRING, FIELD(log_file), "FILE", "log file, reopened on SIGHUP (logrotate)", 0, 0},
     {"log-level", K_LOGLEVEL, FIELD(log_level), "LEVEL", "error, warn, info or debug", 0, 0},
+    {"config", K_STRING, FIELD(config_file), "FILE", "read `key = value` options from FILE first", 0, 0},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
 
@@ -57,19 +75,34 @@ void config_defaults(struct config *cfg)
     strcpy(cfg->static_dir, "static");
     cfg->handshake_timeout = 10;
     cfg->close_timeout = 5;
+    cfg->ping_interval = 30;
+    cfg->idle_timeout = 75;
+    cfg->shutdown_timeout = 5;
     cfg->max_message = 16u << 20;
+    cfg->max_conns = 100000;
     cfg->history = 100;
     cfg->max_rooms = 10000;
     cfg->max_room_members = 0;
     cfg->rate_limit = 20;
     cfg->max_backlog = 4u << 20;
     cfg->max_line = 4096;
+    cidr_parse("127.0.0.0/8", &cfg->stats_allow[0]);
+    cidr_parse("::1", &cfg->stats_allow[1]);
+    cfg->n_stats_allow = 2;
     cfg->log_level = LOG_INFO;
+}
+
+static const struct option_def *find_option(const char *name, size_t n)
+{
+    for (size_t i = 0; i < NOPTIONS; i++)
+        if (strlen(options[i].name) == n && memcmp(options[i].name, name, n) == 0)
+            return &options[i];
+    return NULL;
 }
 
 static int parse_uint(const char *s, unsigned long long max, unsigned long long *out)
 {
-    if (!*s || *s == '-' || *s == '+')
+    if (!*s || *s == '-' || *s == '+' || *s == ' ')
         return -1;
     errno = 0;
     char *end;
@@ -91,8 +124,10 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
     return 0;
 }
 
-/* Stores value into the option's field; on a bad value prints why to err and returns -1. */
-static int set_option(struct config *cfg, const struct option_def *o, const char *value, FILE *err)
+/* Stores value into the option's field; on a bad value prints why to err,
+ * after `where` (empty, or "FILE:LINE: "), and returns -1. */
+static int set_option(struct config *cfg, const struct option_def *o, const char *value, const char *where,
+                      FILE *err)
 {
     char *field = (char *)cfg + o->offset;
     unsigned long long v;
@@ -101,23 +136,26 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
     case K_STRING:
         if (*value && strlen(value) < o->size) {
             strcpy(field, value);
+            if (o->offset == offsetof(struct config, static_dir))
+                cfg->static_given = 1;
             return 0;
         }
-        fprintf(err, "wshub: --%s %s\n", o->name, *value ? "is too long" : "must not be empty");
+        fprintf(err, "wshub: %s--%s %s\n", where, o->name, *value ? "is too long" : "must not be empty");
         return -1;
     case K_PORT:
         if (parse_uint(value, 65535, &v) == 0 && v > 0 && !has_suffix) {
             *(int *)field = (int)v;
             return 0;
         }
-        fprintf(err, "wshub: --%s '%s' must be a port number from 1 to 65535\n", o->name, value);
+        fprintf(err, "wshub: %s--%s '%s' must be a port number from 1 to 65535\n", where, o->name, value);
         return -1;
     case K_SECONDS:
         if (parse_uint(value, 86400, &v) == 0 && !has_suffix) {
             *(unsigned *)field = (unsigned)v;
             return 0;
         }
-        fprintf(err, "wshub: --%s '%s' must be a whole number of seconds from 0 to 86400\n", o->name, value);
+        fprintf(err, "wshub: %s--%s '%s' must be a whole number of seconds from 0 to 86400\n", where, o->name,
+                value);
         return -1;
     case K_BYTES:
     case K_COUNT:
@@ -125,7 +163,7 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
             *(uint64_t *)field = v;
             return 0;
         }
-        fprintf(err, "wshub: --%s '%s' must be %s from %llu to %llu%s\n", o->name, value,
+        fprintf(err, "wshub: %s--%s '%s' must be %s from %llu to %llu%s\n", where, o->name, value,
                 o->kind == K_COUNT ? "a number" : "a byte count", (unsigned long long)o->min,
                 (unsigned long long)o->max, o->kind == K_BYTES ? " (suffixes k, m, g work)" : "");
         return -1;
@@ -135,18 +173,115 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
             *(int *)field = level;
             return 0;
         }
-        fprintf(err, "wshub: --%s '%s' must be error, warn, info or debug\n", o->name, value);
+        fprintf(err, "wshub: %s--%s '%s' must be error, warn, info or debug\n", where, o->name, value);
         return -1;
     }
+    case K_ORIGINS:
+        if (cfg->n_allow_origin == CONFIG_LIST_MAX || !*value || strlen(value) >= sizeof(cfg->allow_origin[0])) {
+            fprintf(err, "wshub: %s--%s '%s': at most %d origins of up to 255 bytes\n", where, o->name, value,
+                    CONFIG_LIST_MAX);
+            return -1;
+        }
+        strcpy(cfg->allow_origin[cfg->n_allow_origin++], value);
+        return 0;
+    case K_CIDRS:
+        if (cfg->n_stats_allow < CONFIG_LIST_MAX && cidr_parse(value, &cfg->stats_allow[cfg->n_stats_allow]) == 0) {
+            cfg->n_stats_allow++;
+            return 0;
+        }
+        fprintf(err, "wshub: %s--%s '%s' must be an address or ADDR/BITS (at most %d)\n", where, o->name, value,
+                CONFIG_LIST_MAX);
+        return -1;
+    case K_FLAG:
+        if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "1") == 0) {
+            *(int *)field = 1;
+            return 0;
+        }
+        if (strcmp(value, "false") == 0 || strcmp(value, "no") == 0 || strcmp(value, "0") == 0) {
+            *(int *)field = 0;
+            return 0;
+        }
+        fprintf(err, "wshub: %s%s '%s' must be true or false\n", where, o->name, value);
+        return -1;
     }
     return -1;
+}
+
+/* Empties a list option, so a first command-line value replaces the file's. */
+static void clear_list(struct config *cfg, const struct option_def *o)
+{
+    if (o->kind == K_ORIGINS)
+        cfg->n_allow_origin = 0;
+    else if (o->kind == K_CIDRS)
+        cfg->n_stats_allow = 0;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    char *e = s + strlen(s);
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n'))
+        *--e = '\0';
+    return s;
+}
+
+int config_parse_file(struct config *cfg, const char *path, FILE *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(err, "wshub: cannot read config file %s: %s\n", path, strerror(errno));
+        return 2;
+    }
+    char line[8192];
+    unsigned lineno = 0;
+    unsigned long lists_seen = 0;
+    int rc = 0;
+    while (rc == 0 && fgets(line, sizeof(line), f)) {
+        lineno++;
+        char where[CONFIG_PATH_MAX + 32];
+        snprintf(where, sizeof(where), "%s:%u: ", path, lineno);
+        if (!strchr(line, '\n') && !feof(f)) {
+            fprintf(err, "wshub: %sline too long\n", where);
+            rc = 2;
+            break;
+        }
+        char *s = trim(line);
+        if (*s == '\0' || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            fprintf(err, "wshub: %sexpected `key = value`, got '%s'\n", where, s);
+            rc = 2;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(s), *value = trim(eq + 1);
+        const struct option_def *o = find_option(key, strlen(key));
+        if (!o || strcmp(o->name, "config") == 0) {
+            fprintf(err, "wshub: %sunknown option '%s'\n", where, key);
+            rc = 2;
+            break;
+        }
+        unsigned long bit = 1ul << (o - options);
+        if ((o->kind == K_ORIGINS || o->kind == K_CIDRS) && !(lists_seen & bit)) {
+            clear_list(cfg, o);   /* the file's list replaces the default */
+            lists_seen |= bit;
+        }
+        if (set_option(cfg, o, value, where, err) < 0)
+            rc = 2;
+    }
+    fclose(f);
+    return rc;
 }
 
 static void print_default(FILE *out, const struct config *d, const struct option_def *o)
 {
     const char *field = (const char *)d + o->offset;
     switch (o->kind) {
-    case K_STRING: fprintf(out, "%s", field); break;
+    case K_STRING:
+        fprintf(out, "%s", *field ? field : o->offset == offsetof(struct config, log_file) ? "stderr" : "none");
+        break;
     case K_PORT: fprintf(out, "%d", *(const int *)field); break;
     case K_SECONDS: fprintf(out, "%u", *(const unsigned *)field); break;
     case K_BYTES:
@@ -156,6 +291,9 @@ static void print_default(FILE *out, const struct config *d, const struct option
         fprintf(out, "%s", levels[*(const int *)field]);
         break;
     }
+    case K_ORIGINS: fprintf(out, "any"); break;
+    case K_CIDRS: fprintf(out, "127.0.0.0/8 and ::1"); break;
+    case K_FLAG: fprintf(out, "off"); break;
     }
 }
 
@@ -173,18 +311,39 @@ void config_usage(FILE *out)
         fprintf(out, ")\n");
     }
     fprintf(out, "  %-26s %s\n", "-h, --help", "print this help and exit");
-    fprintf(out, "\nEndpoints: /ws/ROOM (chat room; /ws is room lobby), /echo (WebSocket echo);\n"
-                 "anything else is a static file.\n");
+    fprintf(out, "\nIn a --config file each option is a `name = value` line (daemon = true).\n"
+                 "Endpoints: /ws/ROOM (chat room; /ws is room lobby), /echo (WebSocket echo),\n"
+                 "/healthz, /stats, /metrics; anything else is a static file.\n");
+}
+
+/* Finds --config FILE (or --config=FILE) in argv, or NULL. */
+static const char *find_config_arg(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            return argv[i + 1];
+        if (strncmp(argv[i], "--config=", 9) == 0)
+            return argv[i] + 9;
+    }
+    return NULL;
 }
 
 int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE *err)
 {
     struct option longopts[NOPTIONS + 2];
     for (size_t i = 0; i < NOPTIONS; i++)
-        longopts[i] = (struct option){options[i].name, required_argument, NULL, (int)(256 + i)};
+        longopts[i] = (struct option){options[i].name, options[i].kind == K_FLAG ? no_argument : required_argument,
+                                      NULL, (int)(256 + i)};
     longopts[NOPTIONS] = (struct option){"help", no_argument, NULL, 'h'};
     longopts[NOPTIONS + 1] = (struct option){NULL, 0, NULL, 0};
 
+    const char *file = find_config_arg(argc, argv);
+    if (file && config_parse_file(cfg, file, err) != 0)
+        return 2;
+
+    unsigned long lists_seen = 0;
     opterr = 0;
     optind = 1;
     for (;;) {
@@ -204,7 +363,17 @@ int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE
             fprintf(err, "wshub: option '%s' needs a value (see --help)\n", argv[optind - 1]);
             return 2;
         }
-        if (set_option(cfg, &options[c - 256], optarg, err) < 0)
+        const struct option_def *o = &options[c - 256];
+        if (o->kind == K_FLAG) {
+            *(int *)((char *)cfg + o->offset) = 1;
+            continue;
+        }
+        unsigned long bit = 1ul << (c - 256);
+        if ((o->kind == K_ORIGINS || o->kind == K_CIDRS) && !(lists_seen & bit)) {
+            clear_list(cfg, o);
+            lists_seen |= bit;
+        }
+        if (set_option(cfg, o, optarg, "", err) < 0)
             return 2;
     }
     if (optind < argc) {

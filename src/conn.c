@@ -27,6 +27,7 @@ enum {
     CF_PEER_CLOSED = 1u << 5, /* the peer's close frame arrived */
     CF_EP_OPEN = 1u << 6,     /* ep->open ran and ep->close has not */
     CF_HEAD_ONLY = 1u << 7,   /* answering a HEAD request */
+    CF_WAS_WS = 1u << 8,      /* upgraded: counted as a WebSocket */
 };
 
 #define FLUSH_BUDGET (1024u * 1024u)     /* bytes written per connection per wake-up */
@@ -35,6 +36,7 @@ enum {
 
 static void on_io(struct loop *l, struct loop_io *io, uint32_t events);
 static void arm_timer(struct conn *c);
+static void finish(struct conn *c);
 static void on_timer(struct loop *l, struct loop_timer *t);
 static void process_buffered(struct conn *c);
 
@@ -50,6 +52,7 @@ struct conn *conn_new(struct server *srv, int fd)
     c->io.cb = on_io;
     c->timer.cb = on_timer;
     c->state = CONN_HTTP;
+    srv->stats.conns_http++;
     if (loop_io_add(srv->loop, &c->io, LOOP_READ) < 0) {
         close(fd);
         free(c);
@@ -68,7 +71,7 @@ size_t conn_backlog(const struct conn *c)
 static void leave_endpoint(struct conn *c)
 {
     if (c->flags & CF_EP_OPEN) {
-        c->flags &= (uint8_t)~CF_EP_OPEN;
+        c->flags &= (uint16_t)~CF_EP_OPEN;
         if (c->ep->close)
             c->ep->close(c);
     }
@@ -79,6 +82,12 @@ void conn_abort(struct conn *c)
     if (c->state == CONN_DEAD)
         return;
     leave_endpoint(c);
+    struct stats *st = &c->srv->stats;
+    st->closed[c->why]++;
+    if (c->flags & CF_WAS_WS)
+        st->conns_ws--;
+    else
+        st->conns_http--;
     loop_io_del(c->srv->loop, &c->io);
     close(c->io.fd);
     loop_timer_cancel(c->srv->loop, &c->timer);
@@ -87,6 +96,14 @@ void conn_abort(struct conn *c)
     buf_free(&c->msg);
     c->state = CONN_DEAD;
     server_conn_dead(c->srv, c);
+}
+
+/* Counts text and binary frames as messages sent. */
+static void count_out(struct conn *c, const struct sbuf *frame)
+{
+    unsigned op = frame->data[0] & 0x0Fu;
+    if (op == WS_OP_TEXT || op == WS_OP_BINARY)
+        c->srv->stats.messages_out++;
 }
 
 static int queue(struct conn *c, struct sbuf *s)
@@ -104,6 +121,7 @@ int conn_send_frame(struct conn *c, struct sbuf *frame)
         return -1;
     if (outq_push(&c->out, frame, 0) < 0)
         return -1;
+    count_out(c, frame);
     server_want_flush(c->srv, c);
     return 0;
 }
@@ -116,6 +134,7 @@ static int send_frame(struct conn *c, enum ws_opcode op, const void *data, size_
     size_t h = ws_encode_header(s->data, op, len);
     if (len)
         memcpy(s->data + h, data, len);
+    count_out(c, s);
     return queue(c, s);
 }
 
@@ -136,28 +155,68 @@ static void finish(struct conn *c)
     server_want_flush(c->srv, c);
 }
 
-void conn_close(struct conn *c, uint16_t code, const char *reason)
+/* Why a close with this code ends the connection, unless the closer says. */
+static enum stats_close why_for_code(uint16_t code)
+{
+    switch (code) {
+    case WS_CLOSE_PROTOCOL:
+    case WS_CLOSE_UNSUPPORTED:
+    case WS_CLOSE_INVALID_DATA: return STATS_CLOSE_PROTOCOL;
+    case WS_CLOSE_TOO_BIG: return STATS_CLOSE_LIMIT;
+    case WS_CLOSE_INTERNAL: return STATS_CLOSE_ERROR;
+    default: return STATS_CLOSE_NORMAL;
+    }
+}
+
+/* Queues the close frame and enters the closing state; 0 or -1 (aborted). */
+static int send_close(struct conn *c, uint16_t code, const char *reason, enum stats_close why)
+{
+    uint8_t payload[WS_MAX_CONTROL_PAYLOAD];
+    size_t n = ws_encode_close_payload(payload, code, reason);
+    c->why = (uint8_t)why;
+    if (send_frame(c, WS_OP_CLOSE, payload, n) < 0) {
+        conn_abort(c);
+        return -1;
+    }
+    if (why != STATS_CLOSE_NORMAL && why != STATS_CLOSE_SHUTDOWN)
+        log_msg(LOG_DEBUG, "conn close fd=%d code=%u reason=\"%s\"", c->io.fd, code, reason ? reason : "");
+    finish(c);
+    return 0;
+}
+
+void conn_close_why(struct conn *c, uint16_t code, const char *reason, enum stats_close why)
 {
     if (c->state == CONN_WS) {
-        uint8_t payload[WS_MAX_CONTROL_PAYLOAD];
-        size_t n = ws_encode_close_payload(payload, code, reason);
-        leave_endpoint(c);
-        if (send_frame(c, WS_OP_CLOSE, payload, n) < 0) {
-            conn_abort(c);
-            return;
-        }
-        if (code && code != WS_CLOSE_NORMAL && code != WS_CLOSE_GOING_AWAY)
-            log_msg(LOG_DEBUG, "fd %d: closing with %u: %s", c->io.fd, code, reason ? reason : "");
-        finish(c);
+        if (send_close(c, code, reason, why) == 0)
+            leave_endpoint(c);
     } else if (c->state == CONN_HTTP) {
+        c->why = (uint8_t)why;
         finish(c);
+    }
+}
+
+void conn_close(struct conn *c, uint16_t code, const char *reason)
+{
+    conn_close_why(c, code, reason, why_for_code(code));
+}
+
+void conn_shutdown(struct conn *c)
+{
+    if (c->state == CONN_WS) {
+        send_close(c, WS_CLOSE_GOING_AWAY, "server shutting down", STATS_CLOSE_SHUTDOWN);
+    } else if (c->state == CONN_HTTP) {
+        c->why = STATS_CLOSE_SHUTDOWN;
+        if (outq_empty(&c->out) && c->in.len == 0)
+            conn_abort(c);
+        else
+            finish(c);
     }
 }
 
 void conn_cut(struct conn *c, const char *reason)
 {
     outq_drop_unsent(&c->out);
-    conn_close(c, WS_CLOSE_POLICY, reason);
+    conn_close_why(c, WS_CLOSE_POLICY, reason, STATS_CLOSE_SLOW);
 }
 
 void conn_http_set_head_only(struct conn *c, int head_only)
@@ -165,7 +224,7 @@ void conn_http_set_head_only(struct conn *c, int head_only)
     if (head_only)
         c->flags |= CF_HEAD_ONLY;
     else
-        c->flags &= (uint8_t)~CF_HEAD_ONLY;
+        c->flags &= (uint16_t)~CF_HEAD_ONLY;
 }
 
 int conn_http_head(struct conn *c, int status, const char *headers, size_t content_length,
@@ -211,7 +270,10 @@ int conn_http_text(struct conn *c, int status, const char *text, const char *hea
     char hdrs[512];
     snprintf(hdrs, sizeof(hdrs), "Content-Type: text/plain; charset=utf-8\r\n%s", headers ? headers : "");
     if (status >= 400)
-        log_msg(LOG_DEBUG, "fd %d: HTTP %d: %s", c->io.fd, status, text);
+        log_msg(LOG_DEBUG, "http refuse fd=%d status=%d reason=\"%s\"", c->io.fd, status, text);
+    if (!keep_alive && status >= 400)
+        c->why = (uint8_t)(status == 413 || status == 431 || status == 503 ? STATS_CLOSE_LIMIT
+                                                                           : STATS_CLOSE_PROTOCOL);
     return conn_http_head(c, status, hdrs, (size_t)n, body, keep_alive);
 }
 
@@ -247,8 +309,12 @@ void conn_upgrade(struct conn *c, const struct endpoint *ep, const struct http_r
         return;
     }
     c->state = CONN_WS;
+    c->flags |= CF_WAS_WS;
+    c->srv->stats.conns_http--;
+    c->srv->stats.conns_ws++;
     ws_parser_init(&c->ws, c->srv->cfg->max_message);
-    loop_timer_cancel(c->srv->loop, &c->timer);
+    c->last_rx_ms = c->last_ping_ms = loop_now(c->srv->loop);
+    arm_timer(c);
     if (ep->open)
         ep->open(c);
 }
@@ -303,6 +369,8 @@ static size_t process_http(struct conn *c, uint8_t *data, size_t len)
 
 static void deliver(struct conn *c, const struct ws_event *ev)
 {
+    if (ev->last)
+        c->srv->stats.messages_in++;
     if (ev->first && ev->last) {
         c->ep->message(c, ev->opcode, ev->data, ev->len);
         return;
@@ -326,7 +394,7 @@ static void handle_control(struct conn *c, const struct ws_event *ev)
         c->flags |= CF_PEER_CLOSED;
         if (c->state == CONN_WS) {
             uint16_t code = ev->len >= 2 ? (uint16_t)((ev->data[0] << 8) | ev->data[1]) : 0;
-            conn_close(c, code, NULL);
+            conn_close_why(c, code, NULL, STATS_CLOSE_NORMAL);
         }
     }
 }
@@ -408,12 +476,20 @@ static void on_readable(struct conn *c, uint32_t events)
     }
     ssize_t n = recv(c->io.fd, srv->rx + prefix, sizeof(srv->rx) - prefix, 0);
     if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            if (c->state == CONN_WS)
+                c->why = STATS_CLOSE_ERROR;
             conn_abort(c);
+        }
         return;
     }
+    srv->stats.bytes_in += (uint64_t)n;
+    if (c->state == CONN_WS)
+        c->last_rx_ms = loop_now(srv->loop);
     if (n == 0) {
         c->flags |= CF_PEER_EOF;
+        if (c->state == CONN_WS)
+            c->why = STATS_CLOSE_ERROR;   /* gone without a close frame */
         if (c->state == CONN_WS || outq_empty(&c->out)) {
             conn_abort(c);
             return;
@@ -437,7 +513,7 @@ static void on_readable(struct conn *c, uint32_t events)
 /* Processes input kept while output was blocked, once it has drained. */
 static void process_buffered(struct conn *c)
 {
-    c->flags &= (uint8_t)~CF_READ_OFF;
+    c->flags &= (uint16_t)~CF_READ_OFF;
     if (c->in.len) {
         size_t used = process(c, c->in.data, c->in.len);
         if (c->state == CONN_DEAD)
@@ -452,9 +528,15 @@ void conn_flush(struct conn *c)
 {
     if (c->state == CONN_DEAD)
         return;
-    if (!outq_empty(&c->out) && outq_write(&c->out, c->io.fd, FLUSH_BUDGET) < 0) {
-        conn_abort(c);
-        return;
+    if (!outq_empty(&c->out)) {
+        ssize_t n = outq_write(&c->out, c->io.fd, FLUSH_BUDGET);
+        if (n < 0) {
+            if (c->state == CONN_WS)
+                c->why = STATS_CLOSE_ERROR;
+            conn_abort(c);
+            return;
+        }
+        c->srv->stats.bytes_out += (uint64_t)n;
     }
     if ((c->flags & CF_READ_OFF) && !output_blocked(c)) {
         process_buffered(c);
@@ -486,11 +568,53 @@ static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
         on_readable(c, events);
 }
 
+/* WebSocket keepalive: the timer fires at the next ping or idle deadline,
+ * computed from when the peer last sent anything. Traffic only stores a
+ * timestamp; a quiet connection costs one timer event per ping interval. */
+static void arm_keepalive(struct conn *c)
+{
+    const struct config *cfg = c->srv->cfg;
+    uint64_t now = loop_now(c->srv->loop), when = UINT64_MAX;
+    if (cfg->idle_timeout)
+        when = c->last_rx_ms + cfg->idle_timeout * 1000ull;
+    if (cfg->ping_interval) {
+        uint64_t since = c->last_rx_ms > c->last_ping_ms ? c->last_rx_ms : c->last_ping_ms;
+        uint64_t ping = since + cfg->ping_interval * 1000ull;
+        if (ping < when)
+            when = ping;
+    }
+    if (when == UINT64_MAX)
+        loop_timer_cancel(c->srv->loop, &c->timer);
+    else
+        loop_timer_after(c->srv->loop, &c->timer, when > now ? when - now : 0);
+}
+
+static void keepalive(struct conn *c)
+{
+    const struct config *cfg = c->srv->cfg;
+    uint64_t now = loop_now(c->srv->loop);
+    if (cfg->idle_timeout && now - c->last_rx_ms >= cfg->idle_timeout * 1000ull) {
+        conn_close_why(c, WS_CLOSE_GOING_AWAY, "idle timeout", STATS_CLOSE_IDLE);
+        return;
+    }
+    uint64_t since = c->last_rx_ms > c->last_ping_ms ? c->last_rx_ms : c->last_ping_ms;
+    if (cfg->ping_interval && now - since >= cfg->ping_interval * 1000ull) {
+        send_frame(c, WS_OP_PING, NULL, 0);
+        c->last_ping_ms = now;
+        c->srv->stats.pings_sent++;
+    }
+    arm_keepalive(c);
+}
+
 /* The HTTP state's timer bounds the wait for a request head; the closing
  * state's bounds the wait for the peer's close. Either is extended while
  * queued output is still making progress (a slow download is not a stall). */
 static void arm_timer(struct conn *c)
 {
+    if (c->state == CONN_WS) {
+        arm_keepalive(c);
+        return;
+    }
     const struct config *cfg = c->srv->cfg;
     unsigned seconds = c->state == CONN_HTTP ? cfg->handshake_timeout : cfg->close_timeout;
     c->timer_mark = (uint32_t)c->out.sent;
@@ -504,11 +628,17 @@ static void on_timer(struct loop *l, struct loop_timer *t)
 {
     (void)l;
     struct conn *c = container_of(t, struct conn, timer);
+    if (c->state == CONN_WS) {
+        keepalive(c);
+        return;
+    }
     if (!outq_empty(&c->out) && (uint32_t)c->out.sent != c->timer_mark) {
         arm_timer(c);
         return;
     }
-    if (c->state == CONN_HTTP)
-        log_msg(LOG_DEBUG, "fd %d: handshake timeout", c->io.fd);
+    if (c->state == CONN_HTTP) {
+        log_msg(LOG_DEBUG, "conn timeout fd=%d state=http", c->io.fd);
+        c->why = STATS_CLOSE_IDLE;
+    }
     conn_abort(c);
 }

@@ -34,6 +34,7 @@ struct hub {
     struct hub_member *cut_head;
     int cutting;
     uint64_t guests;
+    uint64_t broadcasts;
 };
 
 static uint32_t hash_name(const char *s)
@@ -314,6 +315,7 @@ static void run_cuts(struct hub *h)
 
 void hub_broadcast(struct hub *h, struct hub_room *room, struct sbuf *frame)
 {
+    h->broadcasts++;
     for (uint32_t i = 0; i < room->count; i++)
         deliver(h, room->members[i], frame);
     run_cuts(h);
@@ -380,4 +382,9 @@ uint64_t hub_room_next_seq(struct hub_room *room)
 size_t hub_room_total(const struct hub *h)
 {
     return h->nrooms;
+}
+
+uint64_t hub_broadcast_total(const struct hub *h)
+{
+    return h->broadcasts;
 }

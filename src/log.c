@@ -1,14 +1,20 @@
-/* log: leveled one-line log records to stderr with a UTC timestamp. Owns the
- * current level (the only global besides signal flags). */
+/* log: leveled one-line log records with a UTC timestamp, to stderr or a
+ * file. Owns the current level and log file (the only globals besides what
+ * main wires); writes each line with one write(2), so lines never interleave. */
 #include "log.h"
 
+#include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 static enum log_level current = LOG_INFO;
+static int log_fd = 2;
+static char log_path[PATH_MAX];
 static const char *const names[] = {"error", "warn", "info", "debug"};
 
 void log_set_level(enum log_level level)
@@ -19,6 +25,27 @@ void log_set_level(enum log_level level)
 int log_enabled(enum log_level level)
 {
     return level <= current;
+}
+
+int log_open(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -1;
+    if (log_fd != 2)
+        close(log_fd);
+    log_fd = fd;
+    snprintf(log_path, sizeof(log_path), "%s", path);
+    return 0;
+}
+
+int log_reopen(void)
+{
+    if (!log_path[0])
+        return 0;
+    char path[PATH_MAX];
+    memcpy(path, log_path, sizeof(path));
+    return log_open(path);
 }
 
 int log_level_parse(const char *name)
@@ -47,5 +74,6 @@ void log_msg(enum log_level level, const char *fmt, ...)
     va_end(ap);
     n = m < 0 ? n : (n + m >= (int)sizeof(line) - 1 ? (int)sizeof(line) - 2 : n + m);
     line[n++] = '\n';
-    fwrite(line, 1, (size_t)n, stderr);
+    if (write(log_fd, line, (size_t)n) < 0)
+        return;   /* nowhere left to report it */
 }

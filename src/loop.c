@@ -177,6 +177,8 @@ int loop_run(struct loop *l)
     while (l->running) {
         if (l->before_wait)
             l->before_wait(l, l->before_wait_data);
+        if (!l->running)
+            break;
         int timeout = -1;
         if (l->wake) {
             timeout = 0;

@@ -1,16 +1,20 @@
-/* main: parses options into the config, wires the server (routes, signals),
- * and runs the loop. The only place that exits. */
+/* main: parses options into the config, prepares the process (log, pid file,
+ * open-file limit, daemon), wires the server (routes, stats, signals) and
+ * runs the loop. The only place that exits. */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "chat.h"
 #include "config.h"
+#include "daemon.h"
 #include "echo.h"
 #include "log.h"
 #include "loop.h"
@@ -23,11 +27,80 @@ struct signals {
 
 static void on_signal(struct loop *l, struct loop_io *io, uint32_t events)
 {
+    (void)l;
     (void)events;
+    struct signals *sig = (struct signals *)io;
     struct signalfd_siginfo si;
-    if (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-        log_msg(LOG_INFO, "received %s, shutting down", strsignal((int)si.ssi_signo));
-    loop_stop(l);
+    while (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+            if (log_reopen() < 0)
+                log_msg(LOG_ERROR, "cannot reopen the log file: %s", strerror(errno));
+            else
+                log_msg(LOG_INFO, "log file reopened");
+            continue;
+        }
+        log_msg(LOG_INFO, "received %s", strsignal((int)si.ssi_signo));
+        daemon_stopping();
+        server_shutdown(sig->srv);
+    }
+}
+
+/* An installed binary finds its static files at ../share/wshub/static next
+ * to itself; otherwise the default stays ./static. */
+static void find_static_dir(struct config *cfg)
+{
+    char exe[PATH_MAX], dir[PATH_MAX + 32];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (cfg->static_given || n <= 0)
+        return;
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return;
+    *slash = '\0';
+    snprintf(dir, sizeof(dir), "%s/../share/wshub/static", exe);
+    struct stat st;
+    if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode) && strlen(dir) < sizeof(cfg->static_dir))
+        strcpy(cfg->static_dir, dir);
+}
+
+/* Makes a relative path absolute, since a daemon changes to /. Returns 0 or -1. */
+static int absolute(char *path, size_t size)
+{
+    char cwd[PATH_MAX], tmp[PATH_MAX * 2];
+    if (!path[0] || path[0] == '/')
+        return 0;
+    if (!getcwd(cwd, sizeof(cwd)))
+        return -1;
+    int n = snprintf(tmp, sizeof(tmp), "%s/%s", cwd, path);
+    if (n < 0 || (size_t)n >= size)
+        return -1;
+    memcpy(path, tmp, (size_t)n + 1);
+    return 0;
+}
+
+/* Raises the soft open-file limit to what --max-conns needs, up to the hard limit. */
+static void raise_fd_limit(uint64_t max_conns)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    rlim_t need = (rlim_t)max_conns + 64;
+    if (rl.rlim_cur >= need)
+        return;
+    rlim_t want = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
+    if (want > rl.rlim_cur) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            want = 0;
+    }
+    if (want < need) {
+        getrlimit(RLIMIT_NOFILE, &rl);
+        log_msg(LOG_WARN,
+                "open-file limit is %llu (hard %llu): about %llu connections fit, fewer than --max-conns %llu",
+                (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+                (unsigned long long)(rl.rlim_cur > 64 ? rl.rlim_cur - 64 : 0), (unsigned long long)max_conns);
+    }
 }
 
 int main(int argc, char **argv)
@@ -39,20 +112,29 @@ int main(int argc, char **argv)
         return 0;
     if (rc != 0)
         return rc;
-    log_set_level((enum log_level)cfg.log_level);
-
+    find_static_dir(&cfg);
     struct stat st;
     if (stat(cfg.static_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
         fprintf(stderr, "wshub: --static '%s' is not a directory\n", cfg.static_dir);
         return 2;
     }
-
+    if (absolute(cfg.log_file, sizeof(cfg.log_file)) < 0 || absolute(cfg.pidfile, sizeof(cfg.pidfile)) < 0) {
+        fprintf(stderr, "wshub: cannot make --log/--pidfile paths absolute\n");
+        return 2;
+    }
+    log_set_level((enum log_level)cfg.log_level);
+    if (cfg.log_file[0] && log_open(cfg.log_file) < 0) {
+        fprintf(stderr, "wshub: cannot open log file %s: %s\n", cfg.log_file, strerror(errno));
+        return 1;
+    }
+    pid_t running = cfg.pidfile[0] ? pidfile_running(cfg.pidfile) : 0;
+    if (running) {
+        fprintf(stderr, "wshub: already running as pid %ld (pid file %s)\n", (long)running, cfg.pidfile);
+        log_msg(LOG_ERROR, "already running as pid %ld (pid file %s)", (long)running, cfg.pidfile);
+        return 1;
+    }
+    raise_fd_limit(cfg.max_conns);
     signal(SIGPIPE, SIG_IGN);
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
 
     struct chat_config chat_cfg = {
         .hub = {.history = cfg.history, .max_rooms = cfg.max_rooms,
@@ -64,29 +146,49 @@ int main(int argc, char **argv)
     struct loop *loop = chat ? loop_new() : NULL;
     struct server *srv = loop ? server_new(loop, &cfg) : NULL;
     if (!srv) {
+        fprintf(stderr, "wshub: cannot start (see the log)\n");
         loop_free(loop);
         chat_free(chat);
         return 1;
     }
     server_route(srv, "/echo", 0, &echo_endpoint);
     server_route(srv, "/ws", 1, chat_endpoint(chat));
+    server_set_stats_source(srv, chat_fill_stats, chat);
 
+    if (cfg.daemon && daemon_detach() < 0) {
+        log_msg(LOG_ERROR, "cannot detach: %s", strerror(errno));
+        return 1;
+    }
+    if (cfg.pidfile[0] && pidfile_write(cfg.pidfile) < 0) {
+        log_msg(LOG_ERROR, "cannot write pid file %s: %s", cfg.pidfile, strerror(errno));
+        return 1;
+    }
+
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
     struct signals sig = {.io = {.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC), .cb = on_signal},
                           .srv = srv};
     if (sig.io.fd < 0 || loop_io_add(loop, &sig.io, LOOP_READ) < 0) {
         log_msg(LOG_ERROR, "signalfd: %s", strerror(errno));
-        server_free(srv);
-        loop_free(loop);
-        chat_free(chat);
         return 1;
     }
-    log_msg(LOG_INFO, "wshub listening on %s port %d, static files from %s", cfg.host, cfg.port,
-            cfg.static_dir);
+
+    log_msg(LOG_INFO, "wshub listening on %s port %d, static files from %s", cfg.host, cfg.port, cfg.static_dir);
+    if (cfg.n_allow_origin == 0)
+        log_msg(LOG_WARN, "no --allow-origin given: WebSockets from every Origin are allowed");
+    daemon_ready();
     rc = loop_run(loop) == 0 ? 0 : 1;
+
     close(sig.io.fd);
     server_free(srv);
     loop_free(loop);
     chat_free(chat);
+    if (cfg.pidfile[0])
+        pidfile_remove(cfg.pidfile);
     log_msg(LOG_INFO, "stopped");
     return rc;
 }

@@ -4,13 +4,17 @@
 #include "request.h"
 
 #include <stdio.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "cidr.h"
 #include "files.h"
 #include "handshake.h"
 #include "server.h"
+#include "stats.h"
 
 static int wants_keep_alive(const struct http_request *req)
 {
@@ -53,8 +57,25 @@ static int refuse_body(struct conn *c, const struct http_request *req)
     return 0;
 }
 
+/* With --allow-origin, a browser's upgrade must come from a listed Origin.
+ * Clients that send no Origin (not browsers) carry no one's cookies: allowed. */
+static int origin_allowed(const struct config *cfg, const struct http_request *req)
+{
+    const struct http_slice *origin = http_header_get(req, "Origin");
+    if (cfg->n_allow_origin == 0 || !origin)
+        return 1;
+    for (size_t i = 0; i < cfg->n_allow_origin; i++)
+        if (http_slice_ieq(*origin, cfg->allow_origin[i]))
+            return 1;
+    return 0;
+}
+
 static void upgrade(struct conn *c, const struct http_request *req, const struct endpoint *ep)
 {
+    if (!origin_allowed(c->srv->cfg, req)) {
+        conn_http_text(c, 403, "origin not allowed", NULL, 0);
+        return;
+    }
     struct handshake_result hs;
     if (handshake_check(req, &hs) != 101) {
         const char *extra = hs.status == 426 ? "Sec-WebSocket-Version: 13\r\n"
@@ -102,6 +123,43 @@ static void serve_file(struct conn *c, const struct http_request *req, int keep_
     }
 }
 
+static int peer_may_see_stats(const struct conn *c)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getpeername(c->io.fd, (struct sockaddr *)&ss, &len) < 0)
+        return 0;
+    const struct config *cfg = c->srv->cfg;
+    return cidr_match_any(cfg->stats_allow, cfg->n_stats_allow, (struct sockaddr *)&ss);
+}
+
+/* /healthz, /stats and /metrics. Returns 1 when path was one of them. */
+static int serve_builtin(struct conn *c, const struct http_request *req, int keep_alive)
+{
+    int json = http_slice_eq(req->path, "/stats"), prom = http_slice_eq(req->path, "/metrics");
+    if (http_slice_eq(req->path, "/healthz")) {
+        conn_http_text(c, 200, "ok", "Cache-Control: no-store\r\n", keep_alive);
+        return 1;
+    }
+    if (!json && !prom)
+        return 0;
+    if (!peer_may_see_stats(c)) {
+        conn_http_text(c, 403, "stats are not served to this address (see --stats-allow)", NULL, keep_alive);
+        return 1;
+    }
+    struct server *srv = c->srv;
+    const struct stats *st = server_stats(srv);
+    uint64_t uptime = (loop_now(srv->loop) - srv->started_ms) / 1000;
+    struct buf body = {0};
+    int rc = json ? stats_render_json(st, uptime, &body) : stats_render_prometheus(st, uptime, &body);
+    const char *type = json ? "Content-Type: application/json\r\nCache-Control: no-store\r\n"
+                            : "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\nCache-Control: no-store\r\n";
+    if (rc < 0 || conn_http_head(c, 200, type, body.len, body.data, keep_alive) < 0)
+        conn_abort(c);
+    buf_free(&body);
+    return 1;
+}
+
 void request_handle(struct conn *c, const struct http_request *req)
 {
     int head = http_slice_eq(req->method, "HEAD");
@@ -117,7 +175,7 @@ void request_handle(struct conn *c, const struct http_request *req)
             upgrade(c, req, ep);
         else if (handshake_is_upgrade(req))
             conn_http_text(c, 404, "no WebSocket endpoint at this path", NULL, 0);
-        else
+        else if (!serve_builtin(c, req, wants_keep_alive(req)))
             serve_file(c, req, wants_keep_alive(req));
     }
     conn_http_set_head_only(c, 0);

@@ -17,10 +17,6 @@
 
 #include "log.h"
 
-static const char busy_response[] =
-    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
-    "Content-Length: 32\r\nConnection: close\r\n\r\nserver is out of file descriptors\n";
-
 static void before_wait(struct loop *l, void *data);
 
 static int listen_on(const struct config *cfg)
@@ -48,23 +44,36 @@ static int listen_on(const struct config *cfg)
     return fd;
 }
 
+/* Answers a connection we will not serve with a 503 and closes it, logging
+ * at most once a second. */
+static void refuse(struct server *srv, int fd, const char *why)
+{
+    uint64_t now = loop_now(srv->loop);
+    if (srv->fd_warned_ms == 0 || now - srv->fd_warned_ms >= 1000) {
+        log_msg(LOG_WARN, "refusing connections with 503: %s (open=%zu)", why, srv->nconns);
+        srv->fd_warned_ms = now;
+    }
+    char response[256];
+    int n = snprintf(response, sizeof(response),
+                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
+                     strlen(why) + 1, why);
+    send(fd, response, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    close(fd);
+    srv->stats.accepted++;
+    srv->stats.closed[STATS_CLOSE_LIMIT]++;
+}
+
 /* Out of descriptors: give up the reserve fd, accept one waiting connection,
- * tell it 503 and close it, then take the reserve back. Returns 0 if one was shed. */
+ * refuse it, then take the reserve back. Returns 0 if one was shed. */
 static int shed_one(struct server *srv)
 {
-    if (loop_now(srv->loop) - srv->fd_warned_ms >= 1000 || srv->fd_warned_ms == 0) {
-        log_msg(LOG_WARN, "out of file descriptors with %zu connections: refusing new ones with 503",
-                srv->nconns);
-        srv->fd_warned_ms = loop_now(srv->loop);
-    }
     if (srv->reserve_fd < 0)
         return -1;
     close(srv->reserve_fd);
     int fd = accept4(srv->listener.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd >= 0) {
-        send(fd, busy_response, sizeof(busy_response) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-        close(fd);
-    }
+    if (fd >= 0)
+        refuse(srv, fd, "server is out of file descriptors");
     srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     return fd >= 0 ? 0 : -1;
 }
@@ -86,6 +95,10 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
                 log_msg(LOG_WARN, "accept: %s", strerror(errno));
             return;
         }
+        if (srv->nconns >= srv->cfg->max_conns) {
+            refuse(srv, fd, "server is at its connection limit");
+            continue;
+        }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         struct conn *c = conn_new(srv, fd);
@@ -98,7 +111,8 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
             srv->conns->prev = c;
         srv->conns = c;
         srv->nconns++;
-        log_msg(LOG_DEBUG, "fd %d: connected (%zu open)", fd, srv->nconns);
+        srv->stats.accepted++;
+        log_msg(LOG_DEBUG, "conn open fd=%d open=%zu", fd, srv->nconns);
     }
 }
 
@@ -109,6 +123,7 @@ struct server *server_new(struct loop *loop, const struct config *cfg)
         return NULL;
     srv->loop = loop;
     srv->cfg = cfg;
+    srv->started_ms = loop_now(loop);
     srv->static_fd = open(cfg->static_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (srv->static_fd < 0) {
         log_msg(LOG_ERROR, "cannot open static directory %s: %s", cfg->static_dir, strerror(errno));
@@ -147,8 +162,11 @@ void server_free(struct server *srv)
         conn_abort(srv->conns);
     srv->pending = NULL;
     free_dead(srv);
-    loop_io_del(srv->loop, &srv->listener);
-    close(srv->listener.fd);
+    if (srv->listener.fd >= 0) {
+        loop_io_del(srv->loop, &srv->listener);
+        close(srv->listener.fd);
+    }
+    loop_timer_cancel(srv->loop, &srv->shutdown_timer);
     close(srv->static_fd);
     if (srv->reserve_fd >= 0)
         close(srv->reserve_fd);
@@ -194,7 +212,7 @@ void server_conn_dead(struct server *srv, struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     srv->nconns--;
-    log_msg(LOG_DEBUG, "fd %d: closed (%zu open)", c->io.fd, srv->nconns);
+    log_msg(LOG_DEBUG, "conn close fd=%d why=%s open=%zu", c->io.fd, stats_close_name(c->why), srv->nconns);
     c->prev = NULL;
     c->next = srv->dead;
     srv->dead = c;
@@ -202,13 +220,55 @@ void server_conn_dead(struct server *srv, struct conn *c)
 
 static void before_wait(struct loop *l, void *data)
 {
-    (void)l;
     struct server *srv = data;
     while (srv->pending) {
         struct conn *c = srv->pending;
         srv->pending = c->pending_next;
-        c->flags &= (uint8_t)~CONN_F_PENDING;
+        c->flags &= (uint16_t)~CONN_F_PENDING;
         conn_flush(c);
     }
     free_dead(srv);
+    if (srv->stopping && srv->nconns == 0)
+        loop_stop(l);
+}
+
+void server_set_stats_source(struct server *srv, server_stats_fn fn, void *ctx)
+{
+    srv->stats_fill = fn;
+    srv->stats_ctx = ctx;
+}
+
+const struct stats *server_stats(struct server *srv)
+{
+    if (srv->stats_fill)
+        srv->stats_fill(srv->stats_ctx, &srv->stats);
+    return &srv->stats;
+}
+
+static void on_shutdown_timeout(struct loop *l, struct loop_timer *t)
+{
+    (void)t;
+    log_msg(LOG_WARN, "shutdown timeout: dropping the remaining connections");
+    loop_stop(l);
+}
+
+void server_shutdown(struct server *srv)
+{
+    if (srv->stopping) {
+        log_msg(LOG_WARN, "second signal: stopping now");
+        loop_stop(srv->loop);
+        return;
+    }
+    srv->stopping = 1;
+    loop_io_del(srv->loop, &srv->listener);
+    close(srv->listener.fd);
+    srv->listener.fd = -1;
+    log_msg(LOG_INFO, "shutting down: closing %zu connections, waiting up to %u s", srv->nconns,
+            srv->cfg->shutdown_timeout);
+    for (struct conn *c = srv->conns, *next; c; c = next) {
+        next = c->next;
+        conn_shutdown(c);
+    }
+    srv->shutdown_timer.cb = on_shutdown_timeout;
+    loop_timer_after(srv->loop, &srv->shutdown_timer, srv->cfg->shutdown_timeout * 1000ull);
 }

@@ -1,0 +1,31 @@
+/* daemon: running as a service: detaching from the terminal, the pid file,
+ * and telling systemd we are ready (sd_notify protocol, no libsystemd). */
+#ifndef WSHUB_DAEMON_H
+#define WSHUB_DAEMON_H
+
+#include <sys/types.h>
+
+/* Detaches: fork, setsid, fork again, chdir /, stdin/stdout/stderr to
+ * /dev/null. The starting process does not return: it waits until the daemon
+ * calls daemon_ready (exit 0) or dies first (exit 1). Returns 0 in the
+ * daemon, -1 if detaching failed (errno set). */
+int daemon_detach(void);
+
+/* Tells whoever started us that we are serving: the waiting parent of
+ * daemon_detach, and systemd when NOTIFY_SOCKET is set. */
+void daemon_ready(void);
+
+/* Tells systemd we are stopping (when NOTIFY_SOCKET is set). */
+void daemon_stopping(void);
+
+/* Returns the pid named by the pid file if that process is alive, else 0
+ * (no file, unreadable, or stale). */
+pid_t pidfile_running(const char *path);
+
+/* Writes our pid to path (atomically, through a temporary file). Returns 0 or -1. */
+int pidfile_write(const char *path);
+
+/* Removes path if it still names us. */
+void pidfile_remove(const char *path);
+
+#endif
