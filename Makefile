@@ -5,6 +5,9 @@
 CC       ?= cc
 BUILD    ?= build
 PORT     ?= 8080
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+UNITDIR  ?= $(PREFIX)/lib/systemd/system
 PYTHON   := /usr/bin/python3
 CFLAGS_BASE := -std=gnu11 -O2 -g -Wall -Wextra -Werror -Iinclude -D_GNU_SOURCE
 ifeq ($(SANITIZE),1)
@@ -35,7 +38,7 @@ LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test unit integration clean deps test-deps
+.PHONY: all run test unit integration clean deps test-deps install uninstall
 all: $(BUILD)/wshub
 
 deps: $(BUILD)/.deps
@@ -74,6 +77,21 @@ integration: $(BUILD)/wshub | $(BUILD)/.test-deps
 	WSHUB_BIN=$(abspath $(BUILD)/wshub) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
 test: unit integration
+
+# The binary finds its static files at ../share/wshub/static next to itself.
+install: $(BUILD)/wshub
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/wshub $(DESTDIR)$(UNITDIR)
+	install -m 0755 $(BUILD)/wshub $(DESTDIR)$(PREFIX)/bin/wshub
+	rm -rf $(DESTDIR)$(PREFIX)/share/wshub/static
+	cp -R static $(DESTDIR)$(PREFIX)/share/wshub/static
+	chmod -R u=rwX,go=rX $(DESTDIR)$(PREFIX)/share/wshub/static
+	sed 's|/usr/local/bin/wshub|$(PREFIX)/bin/wshub|g' scripts/wshub.service > $(DESTDIR)$(UNITDIR)/wshub.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/wshub.service
+	@echo "installed; to run it as a service: systemctl daemon-reload && systemctl enable --now wshub"
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/wshub $(DESTDIR)$(UNITDIR)/wshub.service
+	rm -rf $(DESTDIR)$(PREFIX)/share/wshub
 
 clean:
 	rm -rf build
