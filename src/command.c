@@ -75,9 +75,9 @@ static int printable(uint32_t cp)
 {
     if (cp <= 0x20 || (cp >= 0x7F && cp <= 0xA0))
         return 0;   /* C0 controls, space, DEL, C1 controls, no-break space */
-    if (cp == 0x1680 || (cp >= 0x2000 && cp <= 0x200F) || (cp >= 0x2028 && cp <= 0x202F) ||
-        cp == 0x205F || cp == 0x3000 || cp == 0xFEFF)
-        return 0;   /* Unicode spaces, zero-width and direction marks, separators */
+    if (cp == 0x00AD || cp == 0x061C || cp == 0x1680 || cp == 0x180E || (cp >= 0x2000 && cp <= 0x200F) ||
+        (cp >= 0x2028 && cp <= 0x202F) || (cp >= 0x205F && cp <= 0x206F) || cp == 0x3000 || cp == 0xFEFF)
+        return 0;   /* Unicode spaces, invisible format and bidi characters that let one nick pose as another */
     return 1;
 }
 

@@ -215,6 +215,8 @@ void conn_shutdown(struct conn *c)
 
 void conn_cut(struct conn *c, const char *reason)
 {
+    if (c->state != CONN_WS)
+        return;   /* already closing: its close frame must not be dropped */
     outq_drop_unsent(&c->out);
     conn_close_why(c, WS_CLOSE_POLICY, reason, STATS_CLOSE_SLOW);
 }
