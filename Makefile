@@ -38,7 +38,7 @@ LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test unit integration clean deps test-deps install uninstall
+.PHONY: all run test unit integration browser clean deps test-deps install uninstall
 all: $(BUILD)/wshub
 
 deps: $(BUILD)/.deps
@@ -76,7 +76,11 @@ unit: $(UNIT_BINS)
 integration: $(BUILD)/wshub | $(BUILD)/.test-deps
 	WSHUB_BIN=$(abspath $(BUILD)/wshub) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
-test: unit integration
+# Headless Chromium (Debian's) driven by playwright-core; run.sh installs what is missing.
+browser: $(BUILD)/wshub
+	WSHUB_BIN=$(abspath $(BUILD)/wshub) tests/browser/run.sh
+
+test: unit integration browser
 
 # The binary finds its static files at ../share/wshub/static next to itself.
 install: $(BUILD)/wshub
