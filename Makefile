@@ -38,7 +38,7 @@ LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test unit integration browser clean deps test-deps install uninstall
+.PHONY: all run test unit integration browser bench soak clean deps test-deps install uninstall
 all: $(BUILD)/wshub
 
 deps: $(BUILD)/.deps
@@ -67,20 +67,37 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(BUILD)/.test-deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CHECK_CFLAGS) $(CFLAGS) $< $(LIB_OBJS) $(LDFLAGS_SAN) $(CHECK_LIBS) $(CRYPTO_LIBS) -o $@
 
+# The load generator (bench/wsbench.c): one epoll thread, no dependencies but libcrypto.
+$(BUILD)/wsbench: bench/wsbench.c | $(BUILD)/.deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CRYPTO_CFLAGS) $(CFLAGS) $< $(LDFLAGS_SAN) $(CRYPTO_LIBS) -lm -o $@
+
 run: $(BUILD)/wshub
 	./$(BUILD)/wshub --port $(PORT) --static static
 
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_FORK=yes ./$$t; done
 
-integration: $(BUILD)/wshub | $(BUILD)/.test-deps
-	WSHUB_BIN=$(abspath $(BUILD)/wshub) $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
+integration: $(BUILD)/wshub $(if $(wildcard bench/wsbench.c),$(BUILD)/wsbench) | $(BUILD)/.test-deps
+	WSHUB_BIN=$(abspath $(BUILD)/wshub) WSBENCH_BIN=$(abspath $(BUILD)/wsbench) \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 
 # Headless Chromium (Debian's) driven by playwright-core; run.sh installs what is missing.
 browser: $(BUILD)/wshub
 	WSHUB_BIN=$(abspath $(BUILD)/wshub) tests/browser/run.sh
 
 test: unit integration browser
+
+# Side-by-side benchmarks with the peer servers (see docs/performance.md).
+bench: $(BUILD)/wshub $(BUILD)/wsbench
+	bench/run.sh
+
+# Soak test: SOAK_SECONDS (default 600) of churn, chat and slow consumers.
+soak: $(BUILD)/wshub | $(BUILD)/.test-deps
+	WSHUB_BIN=$(abspath $(BUILD)/wshub) scripts/soak.sh $(if $(SOAK_SECONDS),--seconds $(SOAK_SECONDS))
+
+# libFuzzer harnesses: `make fuzz` (FUZZ_SECONDS per harness, default 60).
+-include tests/fuzz/fuzz.mk
 
 # The binary finds its static files at ../share/wshub/static next to itself.
 install: $(BUILD)/wshub
