@@ -7,11 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* A growable byte buffer. A zeroed struct is an empty buffer that holds no memory. */
+/* A growable byte buffer of up to 4 GiB. A zeroed struct is an empty buffer
+ * that holds no memory; it is 16 bytes, as every connection holds two. */
 struct buf {
     uint8_t *data;
-    size_t len;
-    size_t cap;
+    uint32_t len;
+    uint32_t cap;
 };
 
 /* Makes room for at least `extra` more bytes, growing geometrically so that n

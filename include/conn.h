@@ -57,8 +57,8 @@ struct conn {
     struct ws_parser ws;
     const struct endpoint *ep;
     void *ep_data;              /* the endpoint's per-connection state */
-    uint64_t last_rx_ms;        /* WebSocket: when the peer last sent anything */
-    uint64_t last_ping_ms;      /* WebSocket: when we last pinged */
+    uint32_t last_rx_ms;        /* WebSocket: when the peer last sent anything (loop ms, mod 2^32) */
+    uint32_t last_ping_ms;      /* WebSocket: when we last pinged (loop ms, mod 2^32) */
     uint32_t http_scanned;
     uint32_t timer_mark;        /* out.sent when the timer was armed */
     uint16_t flags;

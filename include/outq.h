@@ -22,8 +22,8 @@ struct outq_item {
 struct outq {
     struct outq_item *items; /* ring of cap slots */
     uint32_t head, count, cap;
+    uint32_t sent;           /* bytes ever written, modulo 2^32: tells progress from a stall */
     size_t bytes;            /* unsent bytes in the queue */
-    uint64_t sent;           /* bytes ever written: tells progress from a stall */
 };
 
 /* Queues bytes [off, s->len) of s, taking a reference of its own. Returns 0 or -1 (no memory). */

@@ -56,9 +56,9 @@ struct ws_parser {
     uint64_t remaining;   /* payload bytes left in the current data frame */
     uint64_t msg_len;     /* bytes of the current message so far (for max_message) */
     uint64_t max_message; /* 0 = unlimited */
-    const char *fail_reason;
-    uint32_t utf8_state;
     uint8_t mask[4];
+    uint8_t utf8_state;
+    uint8_t fail_reason;  /* index of the error's description */
     uint8_t mask_pos;     /* offset into mask of the next payload byte */
     uint8_t in_frame;     /* inside a data frame's payload */
     uint8_t frame_fin;    /* FIN bit of the current data frame */

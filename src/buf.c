@@ -7,19 +7,21 @@
 
 int buf_reserve(struct buf *b, size_t extra)
 {
-    if (extra <= b->cap - b->len)
+    if (extra <= (size_t)(b->cap - b->len))
         return 0;
-    if (extra > SIZE_MAX / 2 - b->len)
+    if (extra > UINT32_MAX - b->len)
         return -1;
-    size_t need = b->len + extra;
-    size_t cap = b->cap ? b->cap : 64;
+    uint64_t need = (uint64_t)b->len + extra;
+    uint64_t cap = b->cap ? b->cap : 64;
     while (cap < need)
         cap *= 2;
+    if (cap > UINT32_MAX)
+        cap = UINT32_MAX;
     uint8_t *p = realloc(b->data, cap);
     if (!p)
         return -1;
     b->data = p;
-    b->cap = cap;
+    b->cap = (uint32_t)cap;
     return 0;
 }
 
@@ -30,7 +32,7 @@ int buf_append(struct buf *b, const void *data, size_t n)
     if (buf_reserve(b, n) < 0)
         return -1;
     memcpy(b->data + b->len, data, n);
-    b->len += n;
+    b->len += (uint32_t)n;
     return 0;
 }
 
@@ -41,7 +43,7 @@ void buf_consume(struct buf *b, size_t n)
         return;
     }
     memmove(b->data, b->data + n, b->len - n);
-    b->len -= n;
+    b->len -= (uint32_t)n;
 }
 
 void buf_free(struct buf *b)

@@ -23,21 +23,23 @@ struct chat {
     struct buf json;          /* scratch for building events, reused */
 };
 
+/* One member's state; small, since every idle connection in a room has one.
+ * Times are monotonic milliseconds modulo 2^32, compared by difference. */
 struct chat_client {
-    struct hub_member member;
-    struct conn *conn;
-    uint64_t tokens;          /* thousandths of a line */
-    uint64_t refill_ms;
-    uint64_t flood_since_ms;  /* 0 when not flooding */
-    uint64_t last_drop_ms;
-    uint64_t last_warn_ms;
+    struct hub_member member;   /* member.sink is the struct conn */
+    uint32_t tokens;            /* thousandths of a line */
+    uint32_t refill_ms;
+    uint32_t flood_since_ms;
+    uint32_t last_drop_ms;
+    uint32_t last_warn_ms;
+    uint8_t flooding;
 };
 
-static uint64_t mono_ms(void)
+static uint32_t mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
 }
 
 static uint64_t epoch_ms(void)
@@ -192,9 +194,9 @@ static int chat_accept(struct conn *c, const struct http_request *req, const cha
         free(cl);
         return status;
     }
-    cl->conn = c;
-    cl->tokens = 2 * chat->cfg.rate_limit * 1000;
-    cl->refill_ms = mono_ms();
+    cl->tokens = (uint32_t)(2 * chat->cfg.rate_limit * 1000 < UINT32_MAX ? 2 * chat->cfg.rate_limit * 1000
+                                                                          : UINT32_MAX);
+    cl->refill_ms = cl->last_warn_ms = mono_ms() - RATE_WARN_MS;
     c->ep_data = cl;
     return 0;
 }
@@ -246,28 +248,30 @@ static void chat_close(struct conn *c)
 
 /* Token bucket: rate lines a second, burst 2 x rate. Returns 1 when the line may
  * pass; otherwise answers rate_limited (at most once a second), and closes a
- * client that has flooded for FLOOD_CLOSE_MS. */
+ * client that has flooded for FLOOD_CLOSE_MS. Flooding ends after a quiet second. */
 static int rate_allow(struct chat *chat, struct chat_client *cl)
 {
     uint64_t rate = chat->cfg.rate_limit;
     if (!rate)
         return 1;
-    uint64_t now = mono_ms(), cap = 2 * rate * 1000;
-    cl->tokens += (now - cl->refill_ms) * rate;
-    if (cl->tokens > cap)
-        cl->tokens = cap;
+    uint32_t now = mono_ms();
+    uint64_t cap = 2 * rate * 1000, tokens = cl->tokens + (uint64_t)(uint32_t)(now - cl->refill_ms) * rate;
+    cl->tokens = (uint32_t)(tokens > cap ? cap : tokens > UINT32_MAX ? UINT32_MAX : tokens);
     cl->refill_ms = now;
-    if (cl->flood_since_ms && now - cl->last_drop_ms > 1000)
-        cl->flood_since_ms = 0;
+    if (cl->flooding && now - cl->last_drop_ms > 1000)
+        cl->flooding = 0;
     if (cl->tokens >= 1000) {
         cl->tokens -= 1000;
         return 1;
     }
-    if (!cl->flood_since_ms)
+    if (!cl->flooding) {
+        cl->flooding = 1;
         cl->flood_since_ms = now;
+    }
     cl->last_drop_ms = now;
     if (now - cl->flood_since_ms >= FLOOD_CLOSE_MS) {
-        conn_close(cl->conn, WS_CLOSE_POLICY, "flooding: over the rate limit for 10 seconds");
+        conn_close_why(cl->member.sink, WS_CLOSE_POLICY, "flooding: over the rate limit for 10 seconds",
+                       STATS_CLOSE_RATE);
         return 0;
     }
     if (now - cl->last_warn_ms >= RATE_WARN_MS) {

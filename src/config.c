@@ -34,7 +34,7 @@ static const struct option_def options[] = {
     {"close-timeout", K_SECONDS, FIELD(close_timeout), "S",
      "seconds to wait for the peer's close after the server's", 0, 0},
     {"max-message", K_BYTES, FIELD(max_message), "BYTES",
-     "largest WebSocket message accepted (suffixes k, m, g); bigger closes with 1009", 1, 1ull << 40},
+     "largest WebSocket message accepted (suffixes k, m, g); bigger closes with 1009", 1, 1ull << 30},
     {"history", K_COUNT, FIELD(history), "N", "message events kept per room and sent to joiners; 0 = off",
      0, 100000},
     {"max-rooms", K_COUNT, FIELD(max_rooms), "N",

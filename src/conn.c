@@ -315,7 +315,7 @@ void conn_upgrade(struct conn *c, const struct endpoint *ep, const struct http_r
     c->srv->stats.conns_http--;
     c->srv->stats.conns_ws++;
     ws_parser_init(&c->ws, c->srv->cfg->max_message);
-    c->last_rx_ms = c->last_ping_ms = loop_now(c->srv->loop);
+    c->last_rx_ms = c->last_ping_ms = (uint32_t)loop_now(c->srv->loop);
     arm_timer(c);
     if (ep->open)
         ep->open(c);
@@ -487,7 +487,7 @@ static void on_readable(struct conn *c, uint32_t events)
     }
     srv->stats.bytes_in += (uint64_t)n;
     if (c->state == CONN_WS)
-        c->last_rx_ms = loop_now(srv->loop);
+        c->last_rx_ms = (uint32_t)loop_now(srv->loop);
     if (n == 0) {
         c->flags |= CF_PEER_EOF;
         if (c->state == CONN_WS)
@@ -572,35 +572,50 @@ static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
 
 /* WebSocket keepalive: the timer fires at the next ping or idle deadline,
  * computed from when the peer last sent anything. Traffic only stores a
- * timestamp; a quiet connection costs one timer event per ping interval. */
+ * timestamp; a quiet connection costs one timer event per ping interval.
+ * Timestamps are 32-bit loop milliseconds; differences are taken modulo 2^32,
+ * which is right for any interval under 49 days (options stop at one). */
+static uint32_t quiet_ms(const struct conn *c, uint32_t now)
+{
+    return now - c->last_rx_ms;
+}
+
+static uint32_t unpinged_ms(const struct conn *c, uint32_t now)
+{
+    uint32_t since_rx = now - c->last_rx_ms, since_ping = now - c->last_ping_ms;
+    return since_rx < since_ping ? since_rx : since_ping;
+}
+
 static void arm_keepalive(struct conn *c)
 {
     const struct config *cfg = c->srv->cfg;
-    uint64_t now = loop_now(c->srv->loop), when = UINT64_MAX;
-    if (cfg->idle_timeout)
-        when = c->last_rx_ms + cfg->idle_timeout * 1000ull;
-    if (cfg->ping_interval) {
-        uint64_t since = c->last_rx_ms > c->last_ping_ms ? c->last_rx_ms : c->last_ping_ms;
-        uint64_t ping = since + cfg->ping_interval * 1000ull;
-        if (ping < when)
-            when = ping;
+    uint32_t now = (uint32_t)loop_now(c->srv->loop);
+    uint64_t wait = UINT64_MAX;
+    if (cfg->idle_timeout) {
+        uint64_t idle = cfg->idle_timeout * 1000ull, q = quiet_ms(c, now);
+        wait = q >= idle ? 0 : idle - q;
     }
-    if (when == UINT64_MAX)
+    if (cfg->ping_interval) {
+        uint64_t ping = cfg->ping_interval * 1000ull, u = unpinged_ms(c, now);
+        uint64_t w = u >= ping ? 0 : ping - u;
+        if (w < wait)
+            wait = w;
+    }
+    if (wait == UINT64_MAX)
         loop_timer_cancel(c->srv->loop, &c->timer);
     else
-        loop_timer_after(c->srv->loop, &c->timer, when > now ? when - now : 0);
+        loop_timer_after(c->srv->loop, &c->timer, wait);
 }
 
 static void keepalive(struct conn *c)
 {
     const struct config *cfg = c->srv->cfg;
-    uint64_t now = loop_now(c->srv->loop);
-    if (cfg->idle_timeout && now - c->last_rx_ms >= cfg->idle_timeout * 1000ull) {
+    uint32_t now = (uint32_t)loop_now(c->srv->loop);
+    if (cfg->idle_timeout && quiet_ms(c, now) >= cfg->idle_timeout * 1000ull) {
         conn_close_why(c, WS_CLOSE_GOING_AWAY, "idle timeout", STATS_CLOSE_IDLE);
         return;
     }
-    uint64_t since = c->last_rx_ms > c->last_ping_ms ? c->last_rx_ms : c->last_ping_ms;
-    if (cfg->ping_interval && now - since >= cfg->ping_interval * 1000ull) {
+    if (cfg->ping_interval && unpinged_ms(c, now) >= cfg->ping_interval * 1000ull) {
         send_frame(c, WS_OP_PING, NULL, 0);
         c->last_ping_ms = now;
         c->srv->stats.pings_sent++;
@@ -619,7 +634,7 @@ static void arm_timer(struct conn *c)
     }
     const struct config *cfg = c->srv->cfg;
     unsigned seconds = c->state == CONN_HTTP ? cfg->handshake_timeout : cfg->close_timeout;
-    c->timer_mark = (uint32_t)c->out.sent;
+    c->timer_mark = c->out.sent;
     if (c->state == CONN_HTTP && seconds == 0)
         loop_timer_cancel(c->srv->loop, &c->timer);
     else
@@ -634,7 +649,7 @@ static void on_timer(struct loop *l, struct loop_timer *t)
         keepalive(c);
         return;
     }
-    if (!outq_empty(&c->out) && (uint32_t)c->out.sent != c->timer_mark) {
+    if (!outq_empty(&c->out) && c->out.sent != c->timer_mark) {
         arm_timer(c);
         return;
     }

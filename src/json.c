@@ -8,7 +8,7 @@ int json_append_string(struct buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     /* Worst case every byte becomes \u00XX: reserve once, then write in place. */
-    if (n > (SIZE_MAX - 2) / 6 || buf_reserve(b, n * 6 + 2) < 0)
+    if (n > (UINT32_MAX - 2) / 6 || buf_reserve(b, n * 6 + 2) < 0)
         return -1;
     uint8_t *o = b->data + b->len;
     *o++ = '"';
@@ -36,7 +36,7 @@ int json_append_string(struct buf *b, const char *s, size_t n)
         }
     }
     *o++ = '"';
-    b->len = (size_t)(o - b->data);
+    b->len = (uint32_t)(o - b->data);
     return 0;
 }
 

@@ -102,7 +102,7 @@ static void release_head(struct outq *q)
 static void advance(struct outq *q, size_t n)
 {
     q->bytes -= n;
-    q->sent += n;
+    q->sent += (uint32_t)n;
     while (n > 0) {
         struct outq_item *it = &q->items[q->head];
         size_t left = it->buf ? it->buf->len - it->off : it->file->left;

@@ -13,14 +13,52 @@ void ws_parser_init(struct ws_parser *p, uint64_t max_message)
     p->max_message = max_message;
 }
 
-static size_t fail(struct ws_parser *p, struct ws_event *ev, uint16_t code, const char *reason)
+/* Why the stream failed; the parser keeps only this index. */
+enum ws_failure {
+    F_UTF8,
+    F_UTF8_END,
+    F_RSV,
+    F_OPCODE,
+    F_UNMASKED,
+    F_CONTROL_FRAGMENTED,
+    F_CONTROL_LONG,
+    F_ORPHAN_CONT,
+    F_INTERLEAVED,
+    F_LENGTH,
+    F_TOO_BIG,
+    F_CLOSE_UTF8,
+    F_CLOSE_CODE,
+};
+
+static const char *const fail_reasons[] = {
+    [F_UTF8] = "invalid UTF-8 in text message",
+    [F_UTF8_END] = "text message ends inside a UTF-8 sequence",
+    [F_RSV] = "reserved bits set without an extension",
+    [F_OPCODE] = "reserved opcode",
+    [F_UNMASKED] = "client frames must be masked",
+    [F_CONTROL_FRAGMENTED] = "fragmented control frame",
+    [F_CONTROL_LONG] = "control frame payload over 125 bytes",
+    [F_ORPHAN_CONT] = "continuation frame without a message to continue",
+    [F_INTERLEAVED] = "new message before the fragmented one ended",
+    [F_LENGTH] = "64-bit payload length with the top bit set",
+    [F_TOO_BIG] = "message larger than the server accepts",
+    [F_CLOSE_UTF8] = "close reason is not valid UTF-8",
+    [F_CLOSE_CODE] = "invalid close code or payload",
+};
+
+static void report_failure(const struct ws_parser *p, struct ws_event *ev)
+{
+    ev->type = WS_EV_ERROR;
+    ev->close_code = p->fail_code;
+    ev->reason = fail_reasons[p->fail_reason];
+}
+
+static size_t fail(struct ws_parser *p, struct ws_event *ev, uint16_t code, enum ws_failure why)
 {
     p->failed = 1;
     p->fail_code = code;
-    p->fail_reason = reason;
-    ev->type = WS_EV_ERROR;
-    ev->close_code = code;
-    ev->reason = reason;
+    p->fail_reason = (uint8_t)why;
+    report_failure(p, ev);
     return 0;
 }
 
@@ -79,11 +117,11 @@ static size_t parse_payload(struct ws_parser *p, uint8_t *buf, size_t len, struc
     p->remaining -= n;
     int last = p->remaining == 0 && p->frame_fin;
     if (p->msg_opcode == WS_OP_TEXT) {
-        p->utf8_state = utf8_validate(p->utf8_state, buf, n);
+        p->utf8_state = (uint8_t)utf8_validate(p->utf8_state, buf, n);
         if (p->utf8_state == UTF8_REJECT)
-            return fail(p, ev, WS_CLOSE_INVALID_DATA, "invalid UTF-8 in text message");
+            return fail(p, ev, WS_CLOSE_INVALID_DATA, F_UTF8);
         if (last && p->utf8_state != UTF8_ACCEPT)
-            return fail(p, ev, WS_CLOSE_INVALID_DATA, "text message ends inside a UTF-8 sequence");
+            return fail(p, ev, WS_CLOSE_INVALID_DATA, F_UTF8_END);
     }
     ev->type = WS_EV_DATA;
     ev->opcode = p->msg_opcode;
@@ -110,20 +148,20 @@ static size_t parse_header(struct ws_parser *p, uint8_t *buf, size_t len, struct
     unsigned masked = buf[1] & 0x80u, len7 = buf[1] & 0x7Fu;
     int control = opcode & 0x8u;
     if (rsv)
-        return fail(p, ev, WS_CLOSE_PROTOCOL, "reserved bits set without an extension");
+        return fail(p, ev, WS_CLOSE_PROTOCOL, F_RSV);
     if (control ? opcode > WS_OP_PONG : opcode > WS_OP_BINARY)
-        return fail(p, ev, WS_CLOSE_PROTOCOL, "reserved opcode");
+        return fail(p, ev, WS_CLOSE_PROTOCOL, F_OPCODE);
     if (!masked)
-        return fail(p, ev, WS_CLOSE_PROTOCOL, "client frames must be masked");
+        return fail(p, ev, WS_CLOSE_PROTOCOL, F_UNMASKED);
     if (control) {
         if (!fin)
-            return fail(p, ev, WS_CLOSE_PROTOCOL, "fragmented control frame");
+            return fail(p, ev, WS_CLOSE_PROTOCOL, F_CONTROL_FRAGMENTED);
         if (len7 > WS_MAX_CONTROL_PAYLOAD)
-            return fail(p, ev, WS_CLOSE_PROTOCOL, "control frame payload over 125 bytes");
+            return fail(p, ev, WS_CLOSE_PROTOCOL, F_CONTROL_LONG);
     } else if (opcode == WS_OP_CONT && !p->msg_opcode) {
-        return fail(p, ev, WS_CLOSE_PROTOCOL, "continuation frame without a message to continue");
+        return fail(p, ev, WS_CLOSE_PROTOCOL, F_ORPHAN_CONT);
     } else if (opcode != WS_OP_CONT && p->msg_opcode) {
-        return fail(p, ev, WS_CLOSE_PROTOCOL, "new message before the fragmented one ended");
+        return fail(p, ev, WS_CLOSE_PROTOCOL, F_INTERLEAVED);
     }
 
     size_t hdr = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + 4;
@@ -137,7 +175,7 @@ static size_t parse_header(struct ws_parser *p, uint8_t *buf, size_t len, struct
         for (int i = 0; i < 8; i++)
             plen = (plen << 8) | buf[2 + i];
         if (plen >> 63)
-            return fail(p, ev, WS_CLOSE_PROTOCOL, "64-bit payload length with the top bit set");
+            return fail(p, ev, WS_CLOSE_PROTOCOL, F_LENGTH);
     }
     const uint8_t *key = buf + hdr - 4;
 
@@ -149,9 +187,7 @@ static size_t parse_header(struct ws_parser *p, uint8_t *buf, size_t len, struct
         if (opcode == WS_OP_CLOSE) {
             uint16_t code = ws_close_payload_check(payload, (size_t)plen);
             if (code)
-                return fail(p, ev, code, code == WS_CLOSE_INVALID_DATA
-                                             ? "close reason is not valid UTF-8"
-                                             : "invalid close code or payload");
+                return fail(p, ev, code, code == WS_CLOSE_INVALID_DATA ? F_CLOSE_UTF8 : F_CLOSE_CODE);
         }
         ev->type = WS_EV_CONTROL;
         ev->opcode = (uint8_t)opcode;
@@ -162,7 +198,7 @@ static size_t parse_header(struct ws_parser *p, uint8_t *buf, size_t len, struct
 
     uint64_t so_far = opcode == WS_OP_CONT ? p->msg_len : 0;
     if (p->max_message && plen > p->max_message - so_far)
-        return fail(p, ev, WS_CLOSE_TOO_BIG, "message larger than the server accepts");
+        return fail(p, ev, WS_CLOSE_TOO_BIG, F_TOO_BIG);
     if (opcode != WS_OP_CONT) {
         p->msg_opcode = (uint8_t)opcode;
         p->utf8_state = UTF8_ACCEPT;
@@ -182,9 +218,7 @@ size_t ws_parse(struct ws_parser *p, uint8_t *buf, size_t len, struct ws_event *
 {
     memset(ev, 0, sizeof(*ev));
     if (p->failed) {
-        ev->type = WS_EV_ERROR;
-        ev->close_code = p->fail_code;
-        ev->reason = p->fail_reason;
+        report_failure(p, ev);
         return 0;
     }
     size_t used = 0;

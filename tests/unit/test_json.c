@@ -16,7 +16,7 @@ static void assert_bytes(const struct buf *b, const char *want, size_t n)
 {
     ck_assert_msg(b->len == n && (n == 0 || memcmp(b->data, want, n) == 0),
                   "got [%.*s] (%zu bytes), want [%.*s] (%zu bytes)", (int)b->len,
-                  b->data ? (const char *)b->data : "", b->len, (int)n, want, n);
+                  b->data ? (const char *)b->data : "", (size_t)b->len, (int)n, want, n);
 }
 
 /* Escapes s[0..n) into a fresh buffer and compares with want (NUL-terminated). */
