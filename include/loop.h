@@ -4,7 +4,11 @@
 #ifndef WSHUB_LOOP_H
 #define WSHUB_LOOP_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+/* The struct that embeds a loop_io or loop_timer, from a pointer to it. */
+#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
 
 #define LOOP_READ 0x001u   /* EPOLLIN */
 #define LOOP_WRITE 0x004u  /* EPOLLOUT */

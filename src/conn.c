@@ -17,8 +17,6 @@
 #include "request.h"
 #include "server.h"
 
-#define container_of(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
-
 enum {
     CF_FINISH = 1u << 1,      /* close once the queue is written */
     CF_WR_SHUT = 1u << 2,     /* our side of TCP is shut down */

@@ -29,17 +29,17 @@ static void on_signal(struct loop *l, struct loop_io *io, uint32_t events)
 {
     (void)l;
     (void)events;
-    struct signals *sig = (struct signals *)io;
+    struct signals *sig = container_of(io, struct signals, io);
     struct signalfd_siginfo si;
     while (read(io->fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         if (si.ssi_signo == SIGHUP) {
             if (log_reopen() < 0)
-                log_msg(LOG_ERROR, "cannot reopen the log file: %s", strerror(errno));
+                log_msg(LOG_ERROR, "log reopen failed error=\"%s\"", strerror(errno));
             else
-                log_msg(LOG_INFO, "log file reopened");
+                log_msg(LOG_INFO, "log reopened");
             continue;
         }
-        log_msg(LOG_INFO, "received %s", strsignal((int)si.ssi_signo));
+        log_msg(LOG_INFO, "signal received signal=%s", sigabbrev_np((int)si.ssi_signo));
         daemon_stopping();
         server_shutdown(sig->srv);
     }
@@ -97,7 +97,7 @@ static void raise_fd_limit(uint64_t max_conns)
     if (want < need) {
         getrlimit(RLIMIT_NOFILE, &rl);
         log_msg(LOG_WARN,
-                "open-file limit is %llu (hard %llu): about %llu connections fit, fewer than --max-conns %llu",
+                "open-file limit too low for --max-conns limit=%llu hard=%llu fit=%llu max_conns=%llu",
                 (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
                 (unsigned long long)(rl.rlim_cur > 64 ? rl.rlim_cur - 64 : 0), (unsigned long long)max_conns);
     }
@@ -130,7 +130,7 @@ int main(int argc, char **argv)
     pid_t running = cfg.pidfile[0] ? pidfile_running(cfg.pidfile) : 0;
     if (running) {
         fprintf(stderr, "wshub: already running as pid %ld (pid file %s)\n", (long)running, cfg.pidfile);
-        log_msg(LOG_ERROR, "already running as pid %ld (pid file %s)", (long)running, cfg.pidfile);
+        log_msg(LOG_ERROR, "already running pid=%ld pidfile=%s", (long)running, cfg.pidfile);
         return 1;
     }
     raise_fd_limit(cfg.max_conns);
@@ -156,11 +156,11 @@ int main(int argc, char **argv)
     server_set_stats_source(srv, chat_fill_stats, chat);
 
     if (cfg.daemon && daemon_detach() < 0) {
-        log_msg(LOG_ERROR, "cannot detach: %s", strerror(errno));
+        log_msg(LOG_ERROR, "detach failed error=\"%s\"", strerror(errno));
         return 1;
     }
     if (cfg.pidfile[0] && pidfile_write(cfg.pidfile) < 0) {
-        log_msg(LOG_ERROR, "cannot write pid file %s: %s", cfg.pidfile, strerror(errno));
+        log_msg(LOG_ERROR, "pidfile write failed pidfile=%s error=\"%s\"", cfg.pidfile, strerror(errno));
         return 1;
     }
 
@@ -173,13 +173,14 @@ int main(int argc, char **argv)
     struct signals sig = {.io = {.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC), .cb = on_signal},
                           .srv = srv};
     if (sig.io.fd < 0 || loop_io_add(loop, &sig.io, LOOP_READ) < 0) {
-        log_msg(LOG_ERROR, "signalfd: %s", strerror(errno));
+        log_msg(LOG_ERROR, "signalfd failed error=\"%s\"", strerror(errno));
         return 1;
     }
 
-    log_msg(LOG_INFO, "wshub listening on %s port %d, static files from %s", cfg.host, cfg.port, cfg.static_dir);
+    log_msg(LOG_INFO, "listening host=%s port=%d static=%s pid=%ld", cfg.host, cfg.port, cfg.static_dir,
+            (long)getpid());
     if (cfg.n_allow_origin == 0)
-        log_msg(LOG_WARN, "no --allow-origin given: WebSockets from every Origin are allowed");
+        log_msg(LOG_WARN, "origin check off: no --allow-origin given, WebSockets from every Origin are allowed");
     daemon_ready();
     rc = loop_run(loop) == 0 ? 0 : 1;
 
@@ -189,6 +190,6 @@ int main(int argc, char **argv)
     chat_free(chat);
     if (cfg.pidfile[0])
         pidfile_remove(cfg.pidfile);
-    log_msg(LOG_INFO, "stopped");
+    log_msg(LOG_INFO, "stopped pid=%ld", (long)getpid());
     return rc;
 }

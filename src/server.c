@@ -28,14 +28,14 @@ static int listen_on(const struct config *cfg)
     snprintf(port, sizeof(port), "%d", cfg->port);
     int rc = getaddrinfo(cfg->host, port, &hints, &res);
     if (rc != 0) {
-        log_msg(LOG_ERROR, "cannot listen on %s: %s", cfg->host, gai_strerror(rc));
+        log_msg(LOG_ERROR, "listen failed host=%s error=\"%s\"", cfg->host, gai_strerror(rc));
         return -1;
     }
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
-        log_msg(LOG_ERROR, "cannot listen on %s port %d: %s", cfg->host, cfg->port, strerror(errno));
+        log_msg(LOG_ERROR, "listen failed host=%s port=%d error=\"%s\"", cfg->host, cfg->port, strerror(errno));
         if (fd >= 0)
             close(fd);
         fd = -1;
@@ -50,7 +50,7 @@ static void refuse(struct server *srv, int fd, const char *why)
 {
     uint64_t now = loop_now(srv->loop);
     if (srv->fd_warned_ms == 0 || now - srv->fd_warned_ms >= 1000) {
-        log_msg(LOG_WARN, "refusing connections with 503: %s (open=%zu)", why, srv->nconns);
+        log_msg(LOG_WARN, "refusing connections status=503 reason=\"%s\" open=%zu", why, srv->nconns);
         srv->fd_warned_ms = now;
     }
     char response[256];
@@ -82,9 +82,11 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
 {
     (void)l;
     (void)events;
-    struct server *srv = (struct server *)((char *)io - offsetof(struct server, listener));
+    struct server *srv = container_of(io, struct server, listener);
     for (;;) {
-        int fd = accept4(io->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof(peer);
+        int fd = accept4(io->fd, (struct sockaddr *)&peer, &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
@@ -92,7 +94,7 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
                 shed_one(srv) == 0)
                 continue;
             if (errno != EAGAIN && errno != EWOULDBLOCK)
-                log_msg(LOG_WARN, "accept: %s", strerror(errno));
+                log_msg(LOG_WARN, "accept failed error=\"%s\"", strerror(errno));
             return;
         }
         if (srv->nconns >= srv->cfg->max_conns) {
@@ -103,7 +105,7 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         struct conn *c = conn_new(srv, fd);
         if (!c) {
-            log_msg(LOG_WARN, "cannot set up a connection: %s", strerror(errno));
+            log_msg(LOG_WARN, "conn setup failed error=\"%s\"", strerror(errno));
             continue;
         }
         c->next = srv->conns;
@@ -112,7 +114,13 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
         srv->conns = c;
         srv->nconns++;
         srv->stats.accepted++;
-        log_msg(LOG_DEBUG, "conn open fd=%d open=%zu", fd, srv->nconns);
+        if (log_enabled(LOG_DEBUG)) {
+            char host[64], port[16];
+            if (getnameinfo((struct sockaddr *)&peer, peer_len, host, sizeof(host), port, sizeof(port),
+                            NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+                strcpy(host, "?"), strcpy(port, "?");
+            log_msg(LOG_DEBUG, "conn open fd=%d peer=%s:%s open=%zu", fd, host, port, srv->nconns);
+        }
     }
 }
 
@@ -126,7 +134,7 @@ struct server *server_new(struct loop *loop, const struct config *cfg)
     srv->started_ms = loop_now(loop);
     srv->static_fd = open(cfg->static_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (srv->static_fd < 0) {
-        log_msg(LOG_ERROR, "cannot open static directory %s: %s", cfg->static_dir, strerror(errno));
+        log_msg(LOG_ERROR, "static directory unreadable static=%s error=\"%s\"", cfg->static_dir, strerror(errno));
         free(srv);
         return NULL;
     }
@@ -247,15 +255,15 @@ const struct stats *server_stats(struct server *srv)
 
 static void on_shutdown_timeout(struct loop *l, struct loop_timer *t)
 {
-    (void)t;
-    log_msg(LOG_WARN, "shutdown timeout: dropping the remaining connections");
+    struct server *srv = container_of(t, struct server, shutdown_timer);
+    log_msg(LOG_WARN, "shutdown timeout: dropping the remaining connections open=%zu", srv->nconns);
     loop_stop(l);
 }
 
 void server_shutdown(struct server *srv)
 {
     if (srv->stopping) {
-        log_msg(LOG_WARN, "second signal: stopping now");
+        log_msg(LOG_WARN, "second signal: stopping now open=%zu", srv->nconns);
         loop_stop(srv->loop);
         return;
     }
@@ -263,8 +271,7 @@ void server_shutdown(struct server *srv)
     loop_io_del(srv->loop, &srv->listener);
     close(srv->listener.fd);
     srv->listener.fd = -1;
-    log_msg(LOG_INFO, "shutting down: closing %zu connections, waiting up to %u s", srv->nconns,
-            srv->cfg->shutdown_timeout);
+    log_msg(LOG_INFO, "shutting down open=%zu timeout_s=%u", srv->nconns, srv->cfg->shutdown_timeout);
     for (struct conn *c = srv->conns, *next; c; c = next) {
         next = c->next;
         conn_shutdown(c);
