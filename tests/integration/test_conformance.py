@@ -6,15 +6,18 @@ the raw client lives in wsraw.py, fixtures in conftest.py (the lead's).
 Every protocol-error case also checks that the server still serves a new
 client afterwards. Run: /usr/bin/python3 -m pytest -q tests/integration/test_conformance.py
 """
+import base64
 import os
+import random
 import socket
 import struct
+import threading
 import time
 
 import pytest
 
 from wsraw import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
-                   ConnectionClosed, WSClient, build_frame, close_payload)
+                   WSClient, accept_key, build_frame, close_payload)
 
 FAIL_TIMEOUT = 3.0     # a protocol error must be answered within this (fail fast)
 BIG_TIMEOUT = 30.0     # bound on a big-message echo
@@ -90,6 +93,10 @@ def assert_fails(ws, server, code, before=(), timeout=FAIL_TIMEOUT):
     assert [(m.opcode, m.data) for m in got_before] == list(before), \
         "messages before the close: got %r, want %r" % (brief(got_before), list(before))
     assert c.close_code == code, "expected close %d, got %r (code %r)" % (code, c, c.close_code)
+    try:
+        c.close_reason.decode("utf-8")
+    except UnicodeDecodeError:
+        pytest.fail("server close reason is not valid UTF-8: %r" % c.data)
     after = ws.wait_tcp_close(timeout)
     assert after == [], "frames after the close frame: %r" % after
     ws.close()
@@ -1082,7 +1089,7 @@ def test_9_16mib_chopped_64k_writes(server, opcode):
 @pytest.mark.parametrize("opcode", [OP_TEXT, OP_BINARY], ids=["9.7-text", "9.8-binary"])
 def test_9_7_9_8_thousand_messages(server, opcode, size):
     ws = connect(server)
-    msgs = [_payload(opcode, size)[:max(0, size - 4)] + (b"%04d" % i if size >= 4 else b"")
+    msgs = [(_payload(opcode, size - 4) + b"%04d" % i) if size >= 4 else _payload(opcode, size)
             for i in range(1000)]
     t0 = time.monotonic()
     sender = ws.send_background(b"".join(build_frame(opcode, m) for m in msgs))
@@ -1228,7 +1235,6 @@ def test_split_invariance(server, how):
 
 def test_handshake_and_frames_in_one_write(server):
     # the first frames arrive in the same TCP write as the request head
-    import base64
     s = server.connect()
     key = base64.b64encode(os.urandom(16)).decode()
     req = ("GET /echo HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -1277,4 +1283,268 @@ def test_handshake_timeout_closes_partial_request(start_server):
     established.send_text("still here")
     assert_echo(established, OP_TEXT, b"still here")
     close_handshake(established)
+    assert_serving(srv)
+
+
+# --------------------------------------------------------------------------
+# robustness: several clients, backpressure, abrupt disconnects
+
+def test_concurrent_clients_get_only_their_own_echo(server):
+    clients = [connect(server) for _ in range(50)]
+    for rnd in range(5):
+        for i, ws in enumerate(clients):
+            ws.send_raw(build_frame(OP_TEXT, b"client %d round %d" % (i, rnd), fin=False))
+        for i, ws in enumerate(clients):
+            ws.send_raw(build_frame(OP_CONT, b" end", fin=True))
+        for i, ws in enumerate(clients):
+            assert_echo(ws, OP_TEXT, b"client %d round %d end" % (i, rnd))
+    for ws in clients:
+        close_handshake(ws)
+
+
+def test_backpressure_client_not_reading(server):
+    # 8 MiB of 64 KiB messages while the client reads nothing for a while:
+    # the server must not drop, reorder or corrupt anything.
+    ws = connect(server)
+    msgs = [make_binary(65536 - 8) + b"%08d" % i for i in range(128)]
+    sender = ws.send_background(b"".join(build_frame(OP_BINARY, m) for m in msgs))
+    time.sleep(1.0)
+    for i, want in enumerate(msgs):
+        m = ws.recv_message(BIG_TIMEOUT)
+        assert m.opcode == OP_BINARY, "message %d: %r" % (i, m)
+        ok, why = same_bytes(m.data, want)
+        assert ok, "message %d: %s" % (i, why)
+    sender.join(BIG_TIMEOUT)
+    assert sender.error is None
+    ws.send_ping(b"after backpressure")
+    assert_pong(ws, b"after backpressure")
+    close_handshake(ws)
+
+
+def test_pings_between_many_fragments_answered_in_order(server):
+    ws = connect(server)
+    payload = make_text(64 * 1024)
+    parts = [payload[i:i + 4096] for i in range(0, len(payload), 4096)]
+    data = []
+    for i, p in enumerate(parts):
+        data.append(build_frame(OP_TEXT if i == 0 else OP_CONT, p, fin=(i == len(parts) - 1)))
+        if i < len(parts) - 1:
+            data.append(build_frame(OP_PING, b"ping %d" % i))
+    ws.send_raw(b"".join(data))
+    for i in range(len(parts) - 1):
+        assert_pong(ws, b"ping %d" % i)
+    assert_echo(ws, OP_TEXT, payload)
+    close_handshake(ws)
+
+
+@pytest.mark.parametrize("cut", ["mid-header", "mid-payload", "mid-fragmented-message", "mid-handshake",
+                                 "mid-big-echo"])
+@pytest.mark.parametrize("how", ["fin", "rst"])
+def test_abrupt_client_disconnect(server, cut, how):
+    if cut == "mid-handshake":
+        s = server.connect()
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n")
+        ws = WSClient(s)
+    else:
+        ws = connect(server)
+        frame = build_frame(OP_TEXT, b"x" * 1000)
+        if cut == "mid-header":
+            ws.send_raw(frame[:3])
+        elif cut == "mid-payload":
+            ws.send_raw(frame[:500])
+        elif cut == "mid-fragmented-message":
+            ws.send_raw(build_frame(OP_BINARY, b"part", fin=False) + build_frame(OP_PING, b"p"))
+            assert_pong(ws, b"p")
+        else:   # the server is still writing a 4 MiB echo when the client vanishes
+            ws.send_raw(build_frame(OP_BINARY, make_binary(4 * MIB)))
+    time.sleep(0.05)
+    if how == "rst":
+        ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    ws.close()
+    time.sleep(0.1)
+    assert_serving(server)
+
+
+def test_handshake_timeout_closes_idle_connection(start_server):
+    # "seconds allowed for an HTTP request or handshake to arrive": no bytes at all
+    srv = start_server("--handshake-timeout", "1")
+    s = srv.connect(timeout=10)
+    t0 = time.monotonic()
+    s.settimeout(6)
+    try:
+        got = s.recv(4096)
+        while got:
+            got = s.recv(4096)
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        pytest.fail("idle connection not closed within 6 s")
+    elapsed = time.monotonic() - t0
+    s.close()
+    assert 0.5 <= elapsed <= 3.5, "closed after %.2f s (want ~1-3 s)" % elapsed
+    assert_serving(srv)
+
+
+@pytest.mark.parametrize("chop", [1, 3, 5, 7, 13, 997, 4099, "random"])
+@pytest.mark.parametrize("opcode", [OP_TEXT, OP_BINARY], ids=["text", "binary"])
+def test_odd_tcp_chops(server, opcode, chop):
+    # write sizes not aligned to the 4-byte mask key or to code points
+    size = 64 * 1024 if chop in (1, 3) else 256 * 1024
+    payload = _payload(opcode, size)
+    data = build_frame(opcode, payload) + fragments(opcode, payload, 1000 + 3)
+    ws = connect(server)
+    if chop == "random":
+        rnd = random.Random(6455)
+        cuts, i = [], 0
+        while i < len(data):
+            n = rnd.randint(1, 9000)
+            cuts.append(data[i:i + n])
+            i += n
+        errors = []
+
+        def send_pieces():
+            try:
+                for piece in cuts:
+                    ws.sock.sendall(piece)
+            except OSError as e:
+                errors.append(e)
+        t = threading.Thread(target=send_pieces, daemon=True)
+        t.start()
+        m1 = ws.recv_message(BIG_TIMEOUT)
+        t.join(BIG_TIMEOUT)
+        assert not errors, errors
+        assert m1.opcode == opcode and same_bytes(m1.data, payload)[0], same_bytes(m1.data, payload)[1]
+        assert_echo(ws, opcode, payload, timeout=BIG_TIMEOUT)
+        close_handshake(ws)
+        return
+    else:
+        sender = ws.send_background(data, chunk=chop)
+    assert_echo(ws, opcode, payload, timeout=BIG_TIMEOUT)
+    assert_echo(ws, opcode, payload, timeout=BIG_TIMEOUT)
+    sender.join(BIG_TIMEOUT)
+    assert sender.error is None
+    close_handshake(ws)
+
+
+def test_max_message_counts_only_data_payload(start_server):
+    # pings inside a fragmented message do not count toward --max-message, and
+    # the count starts again with every message
+    srv = start_server("--max-message", "1000")
+    ws = connect(srv)
+    for rnd in range(3):
+        ws.send_raw(build_frame(OP_TEXT, b"a" * 999, fin=False) + build_frame(OP_PING, b"p" * 125) +
+                    build_frame(OP_CONT, b"b", fin=True))
+        assert_pong(ws, b"p" * 125)
+        assert_echo(ws, OP_TEXT, b"a" * 999 + b"b")
+        ws.send_raw(fragments(OP_BINARY, make_binary(1000), 250))
+        assert_echo(ws, OP_BINARY, make_binary(1000))
+    close_handshake(ws)
+
+
+def test_handshake_one_byte_per_write_then_echo(server):
+    s = server.connect()
+    key = base64.b64encode(os.urandom(16)).decode()
+    req = ("GET /echo HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+           "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (server.host, server.port, key)).encode()
+    for i in range(len(req)):
+        s.sendall(req[i:i + 1])
+        time.sleep(0.0003)
+    ws = WSClient(s)
+    s.settimeout(60)
+    deadline = time.monotonic() + 5
+    while b"\r\n\r\n" not in ws.buf:
+        assert ws._fill(deadline) and not ws.eof, "no handshake response: %r" % bytes(ws.buf)
+    head, _, rest = bytes(ws.buf).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    assert ("Sec-WebSocket-Accept: " + accept_key(key)).lower().encode() in head.lower(), head
+    ws.buf = bytearray(rest)
+    ws.send_text(KOSME)
+    assert_echo(ws, OP_TEXT, KOSME)
+    close_handshake(ws)
+
+
+def test_ping_flood_not_reading_pongs(server):
+    # 20000 pings sent while no pong is read yet: every pong arrives, in order
+    ws = connect(server)
+    pings = [b"%05d" % i + b"p" * 120 for i in range(20000)]
+    sender = ws.send_background(b"".join(build_frame(OP_PING, p) for p in pings))
+    time.sleep(0.5)
+    for i, p in enumerate(pings):
+        m = ws.recv_message(BIG_TIMEOUT)
+        assert m.opcode == OP_PONG and m.data == p, "pong %d: %r" % (i, m)
+    sender.join(BIG_TIMEOUT)
+    assert sender.error is None
+    close_handshake(ws)
+
+
+def test_protocol_error_behind_blocked_output(server):
+    # 128 x 64 KiB echoes are pending (client not reading) when a bad frame
+    # follows: all echoes arrive, in order, before the 1002 close
+    ws = connect(server)
+    msgs = [make_binary(65536 - 4) + b"%04d" % i for i in range(128)]
+    sender = ws.send_background(b"".join(build_frame(OP_BINARY, m) for m in msgs) +
+                                build_frame(OP_TEXT, b"bad", rsv=4) + build_frame(OP_PING, b"no"))
+    time.sleep(1.0)
+    try:
+        got, c = ws.expect_close(BIG_TIMEOUT)
+    finally:
+        sender.join(BIG_TIMEOUT)
+    assert len(got) == len(msgs), "got %d messages before the close, want %d: %r" % (
+        len(got), len(msgs), brief(got[-3:]))
+    for i, (m, want) in enumerate(zip(got, msgs)):
+        assert m.opcode == OP_BINARY and same_bytes(m.data, want)[0], "message %d" % i
+    assert c.close_code == 1002, c
+    assert ws.wait_tcp_close(FAIL_TIMEOUT) == []
+    ws.close()
+    assert_serving(server)
+
+
+def test_utf8_state_survives_control_frame_mid_code_point(server):
+    ws = connect(server)
+    ws.send_raw(build_frame(OP_TEXT, b"x\xf0\x9f", fin=False) + build_frame(OP_PING, b"mid") +
+                build_frame(OP_CONT, b"\x98", fin=False) + build_frame(OP_PONG, b"ignored") +
+                build_frame(OP_CONT, b"\x80y", fin=True))
+    assert_pong(ws, b"mid")
+    assert_echo(ws, OP_TEXT, "x\U0001F600y".encode())
+    close_handshake(ws)
+
+
+def test_invalid_utf8_fragment_then_ping_no_pong(server):
+    ws = connect(server)
+    ws.send_raw(build_frame(OP_TEXT, b"ok\xce", fin=False) + build_frame(OP_CONT, b"\x41", fin=False) +
+                build_frame(OP_PING, b"no pong"), ignore_errors=True)
+    assert_fails(ws, server, 1007)
+
+
+def test_handshake_timeout_is_not_reset_by_trickling_bytes(start_server):
+    # a request head trickling in (one header line every 0.2 s) still gets
+    # closed ~1 s after the connection opened: the timeout bounds the whole head
+    srv = start_server("--handshake-timeout", "1")
+    s = srv.connect(timeout=10)
+    t0 = time.monotonic()
+    s.sendall(b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    s.setblocking(False)
+    closed_at = None
+    i = 0
+    while time.monotonic() - t0 < 6:
+        try:
+            d = s.recv(4096)
+            if not d:
+                closed_at = time.monotonic() - t0
+                break
+        except BlockingIOError:
+            pass
+        except ConnectionResetError:
+            closed_at = time.monotonic() - t0
+            break
+        try:
+            s.send(b"X-Trickle-%d: y\r\n" % i)
+        except (BrokenPipeError, ConnectionResetError):
+            closed_at = time.monotonic() - t0
+            break
+        i += 1
+        time.sleep(0.2)
+    s.close()
+    assert closed_at is not None, "trickled request head still open after 6 s"
+    assert 0.5 <= closed_at <= 3.5, "closed after %.2f s (want ~1-3 s)" % closed_at
     assert_serving(srv)
