@@ -19,7 +19,8 @@ struct buf {
  * appends cost O(n) copying in total. Returns 0, or -1 when memory ran out. */
 int buf_reserve(struct buf *b, size_t extra);
 
-/* Appends n bytes. Returns 0, or -1 when memory ran out (b is unchanged). */
+/* Appends n bytes (which must not point into b itself: growing may move it).
+ * Returns 0, or -1 when memory ran out (b is unchanged). */
 int buf_append(struct buf *b, const void *data, size_t n);
 
 /* Drops the first n bytes (n <= len), moving the rest to the front. */

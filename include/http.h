@@ -27,8 +27,8 @@ struct http_header {
 
 struct http_request {
     struct http_slice method;
-    struct http_slice target;  /* as sent: path and query */
-    struct http_slice path;    /* target up to '?' (still percent-encoded) */
+    struct http_slice target;  /* as sent: path and query, or an absolute http(s) URL */
+    struct http_slice path;    /* the target's path, up to '?' (still percent-encoded) */
     struct http_slice query;   /* after '?', empty if none */
     int version_minor;         /* 0 or 1 for HTTP/1.0 and HTTP/1.1 */
     size_t nheaders;

@@ -4,6 +4,7 @@
 #include "http.h"
 
 #include <string.h>
+#include <strings.h>
 
 static int is_tchar(unsigned char c)
 {
@@ -56,6 +57,28 @@ static size_t line_end(const char *buf, size_t start, size_t end, size_t *n)
     return i;
 }
 
+/* The origin-form part of a target: the target itself ("/path?query"), or
+ * what follows the authority of an absolute-form one ("http://host/path",
+ * which RFC 9112 section 3.2.2 says servers must accept). -1 for anything else. */
+static int origin_form(struct http_slice t, struct http_slice *out)
+{
+    size_t skip = 0;
+    if (t.n > 0 && t.p[0] == '/') {
+        *out = t;
+        return 0;
+    }
+    if (t.n > 7 && strncasecmp(t.p, "http://", 7) == 0)
+        skip = 7;
+    else if (t.n > 8 && strncasecmp(t.p, "https://", 8) == 0)
+        skip = 8;
+    const char *slash = skip ? memchr(t.p + skip, '/', t.n - skip) : NULL;
+    if (!slash || slash == t.p + skip || memchr(t.p + skip, '?', (size_t)(slash - t.p) - skip))
+        return -1;   /* no authority, or no path */
+    out->p = slash;
+    out->n = t.n - (size_t)(slash - t.p);
+    return 0;
+}
+
 static long parse_request_line(const char *p, size_t n, struct http_request *req)
 {
     size_t i = 0;
@@ -76,13 +99,14 @@ static long parse_request_line(const char *p, size_t n, struct http_request *req
         return error(req, 400, "malformed request line");
     req->target.p = p + t;
     req->target.n = i - t;
-    if (p[t] != '/')
-        return error(req, 400, "request target must be an absolute path");
-    const char *q = memchr(req->target.p, '?', req->target.n);
-    req->path.p = req->target.p;
-    req->path.n = q ? (size_t)(q - req->target.p) : req->target.n;
-    req->query.p = q ? q + 1 : req->target.p + req->target.n;
-    req->query.n = q ? req->target.n - req->path.n - 1 : 0;
+    struct http_slice origin;
+    if (origin_form(req->target, &origin) < 0)
+        return error(req, 400, "request target must be a path or an http(s) URL with a path");
+    const char *q = memchr(origin.p, '?', origin.n);
+    req->path.p = origin.p;
+    req->path.n = q ? (size_t)(q - origin.p) : origin.n;
+    req->query.p = q ? q + 1 : origin.p + origin.n;
+    req->query.n = q ? origin.n - req->path.n - 1 : 0;
     i++;
     const char *v = p + i;
     size_t vn = n - i;

@@ -250,6 +250,10 @@ START_TEST(test_path_query_split)
         {"/a?b=c?d", "/a", "b=c?d"},
         {"/p%20q?x=%41", "/p%20q", "x=%41"},
         {"/?nick=bob&room=x", "/", "nick=bob&room=x"},
+        /* absolute-form, which servers must accept (RFC 9112 section 3.2.2) */
+        {"http://example.com/a?b=c", "/a", "b=c"},
+        {"HTTPS://example.com:8443/ws/x?nick=n", "/ws/x", "nick=n"},
+        {"http://h/", "/", ""},
     };
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -292,6 +296,12 @@ struct bad {
 #define BAD(lit, st) { lit, sizeof(lit) - 1, st }
 
 static const struct bad bads[] = {
+    /* absolute-form without an authority or a path, or another scheme */
+    BAD("GET http://h HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("GET http://h?x=/y HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("GET ftp://h/x HTTP/1.1\r\nHost: a\r\n\r\n", 400),
+    BAD("GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400),
     /* malformed request line */
     BAD("GET /\r\nHost: a\r\n\r\n", 400),
     BAD("GET\r\nHost: a\r\n\r\n", 400),
