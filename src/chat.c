@@ -331,6 +331,11 @@ static void chat_line(struct chat *chat, struct chat_client *cl, const char *lin
         send_error(chat, cl, "too_long", "line is longer than the server accepts");
         return;
     }
+    /* A line typed into websocat arrives with its newline: one line ending is not text. */
+    if (len > 0 && line[len - 1] == '\n')
+        len--;
+    if (len > 0 && line[len - 1] == '\r')
+        len--;
     struct command cmd;
     command_parse(line, len, &cmd);
     switch (cmd.kind) {

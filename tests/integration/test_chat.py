@@ -609,6 +609,29 @@ def test_json_escaping_round_trips(server, text):
     run(go())
 
 
+def test_trailing_line_ending_is_not_text(server):
+    """websocat sends each typed line with its newline: one trailing \\n or \\r\\n is dropped."""
+    async def go():
+        a, b = await join_many(server, "nl", ["alice", "bob"])
+        await a.send("hello\n")
+        for ws in (a, b):
+            await expect_event(ws, "message", nick="alice", text="hello", seq=1)
+        await a.send("two\n\n")
+        for ws in (a, b):
+            await expect_event(ws, "message", nick="alice", text="two\n", seq=2)
+        await a.send("/who\r\n")
+        e = await expect_event(a, "members", room="nl")
+        assert sorted(e["members"]) == ["alice", "bob"], e
+        await a.send("/nick al\n")
+        for ws in (a, b):
+            await expect_event(ws, "nick", old="alice", nick="al")
+        await a.send("\n")                     # an empty line: ignored
+        await expect_silence(a)
+        await expect_silence(b)
+        await close_all(a, b)
+    run(go())
+
+
 def test_binary_fan_out(server):
     blobs = [bytes(range(256)) * 3, b'{"type":"message","room":"bin"}', b"",
              os.urandom(70000), b"\xff\xfe invalid utf-8 \xc3"]
