@@ -5,14 +5,16 @@
 
 #include <sys/types.h>
 
-/* Detaches: fork, setsid, fork again, chdir /, stdin/stdout/stderr to
- * /dev/null. The starting process does not return: it waits until the daemon
- * calls daemon_ready (exit 0) or dies first (exit 1). Returns 0 in the
- * daemon, -1 if detaching failed (errno set). */
+/* Detaches: fork, setsid, fork again, chdir /. The starting process does not
+ * return: it waits until the daemon calls daemon_ready (exit 0) or dies first
+ * (exit 1). stdin/stdout/stderr stay open until daemon_ready, so an error
+ * while starting still reaches the terminal. Returns 0 in the daemon, -1 if
+ * detaching failed (errno set). */
 int daemon_detach(void);
 
 /* Tells whoever started us that we are serving: the waiting parent of
- * daemon_detach, and systemd when NOTIFY_SOCKET is set. */
+ * daemon_detach (and then points stdio at /dev/null), and systemd when
+ * NOTIFY_SOCKET is set. */
 void daemon_ready(void);
 
 /* Tells systemd we are stopping (when NOTIFY_SOCKET is set). */

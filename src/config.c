@@ -185,12 +185,16 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
         strcpy(cfg->allow_origin[cfg->n_allow_origin++], value);
         return 0;
     case K_CIDRS:
-        if (cfg->n_stats_allow < CONFIG_LIST_MAX && cidr_parse(value, &cfg->stats_allow[cfg->n_stats_allow]) == 0) {
+        if (cfg->n_stats_allow == CONFIG_LIST_MAX) {
+            fprintf(err, "wshub: %s--%s: at most %d ranges\n", where, o->name, CONFIG_LIST_MAX);
+            return -1;
+        }
+        if (cidr_parse(value, &cfg->stats_allow[cfg->n_stats_allow]) == 0) {
             cfg->n_stats_allow++;
             return 0;
         }
-        fprintf(err, "wshub: %s--%s '%s' must be an address or ADDR/BITS (at most %d)\n", where, o->name, value,
-                CONFIG_LIST_MAX);
+        fprintf(err, "wshub: %s--%s '%s' must be an address or ADDR/BITS (BITS up to 32 for IPv4, 128 for IPv6)\n",
+                where, o->name, value);
         return -1;
     case K_FLAG:
         if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "1") == 0) {
@@ -246,8 +250,14 @@ int config_parse_file(struct config *cfg, const char *path, FILE *err)
             rc = 2;
             break;
         }
+        for (char *h = strchr(line, '#'); h; h = strchr(h + 1, '#')) {
+            if (h == line || h[-1] == ' ' || h[-1] == '\t') {
+                *h = '\0';   /* a comment: at the start or after whitespace */
+                break;
+            }
+        }
         char *s = trim(line);
-        if (*s == '\0' || *s == '#')
+        if (*s == '\0')
             continue;
         char *eq = strchr(s, '=');
         if (!eq) {

@@ -67,14 +67,6 @@ int daemon_detach(void)
     if (chdir("/") < 0)
         return -1;
     umask(022);
-    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null >= 0) {
-        dup2(null, 0);
-        dup2(null, 1);
-        dup2(null, 2);
-        if (null > 2)
-            close(null);
-    }
     signal(SIGHUP, SIG_DFL);
     ready_fd = p[1];
     return 0;
@@ -83,6 +75,14 @@ int daemon_detach(void)
 void daemon_ready(void)
 {
     if (ready_fd >= 0) {
+        int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (null >= 0) {
+            dup2(null, 0);
+            dup2(null, 1);
+            dup2(null, 2);
+            if (null > 2)
+                close(null);
+        }
         if (write(ready_fd, "R", 1) < 0) {
             /* the starter is gone; nothing to tell */
         }

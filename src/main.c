@@ -118,8 +118,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "wshub: --static '%s' is not a directory\n", cfg.static_dir);
         return 2;
     }
-    if (absolute(cfg.log_file, sizeof(cfg.log_file)) < 0 || absolute(cfg.pidfile, sizeof(cfg.pidfile)) < 0) {
-        fprintf(stderr, "wshub: cannot make --log/--pidfile paths absolute\n");
+    if (absolute(cfg.static_dir, sizeof(cfg.static_dir)) < 0 || absolute(cfg.log_file, sizeof(cfg.log_file)) < 0 ||
+        absolute(cfg.pidfile, sizeof(cfg.pidfile)) < 0) {
+        fprintf(stderr, "wshub: cannot make the --static/--log/--pidfile paths absolute\n");
         return 2;
     }
     log_set_level((enum log_level)cfg.log_level);
@@ -136,6 +137,18 @@ int main(int argc, char **argv)
     raise_fd_limit(cfg.max_conns);
     signal(SIGPIPE, SIG_IGN);
 
+    /* Detach first, so the pid file names the daemon and is there before the
+     * port is open: whoever sees us listening also finds the pid file. */
+    if (cfg.daemon && daemon_detach() < 0) {
+        fprintf(stderr, "wshub: cannot detach: %s\n", strerror(errno));
+        return 1;
+    }
+    if (cfg.pidfile[0] && pidfile_write(cfg.pidfile) < 0) {
+        fprintf(stderr, "wshub: cannot write pid file %s: %s\n", cfg.pidfile, strerror(errno));
+        log_msg(LOG_ERROR, "pidfile write failed pidfile=%s error=\"%s\"", cfg.pidfile, strerror(errno));
+        return 1;
+    }
+
     struct chat_config chat_cfg = {
         .hub = {.history = cfg.history, .max_rooms = cfg.max_rooms,
                 .max_members = cfg.max_room_members, .max_backlog = cfg.max_backlog},
@@ -149,20 +162,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "wshub: cannot start (see the log)\n");
         loop_free(loop);
         chat_free(chat);
+        if (cfg.pidfile[0])
+            pidfile_remove(cfg.pidfile);
         return 1;
     }
     server_route(srv, "/echo", 0, &echo_endpoint);
     server_route(srv, "/ws", 1, chat_endpoint(chat));
     server_set_stats_source(srv, chat_fill_stats, chat);
-
-    if (cfg.daemon && daemon_detach() < 0) {
-        log_msg(LOG_ERROR, "detach failed error=\"%s\"", strerror(errno));
-        return 1;
-    }
-    if (cfg.pidfile[0] && pidfile_write(cfg.pidfile) < 0) {
-        log_msg(LOG_ERROR, "pidfile write failed pidfile=%s error=\"%s\"", cfg.pidfile, strerror(errno));
-        return 1;
-    }
 
     sigset_t mask;
     sigemptyset(&mask);
