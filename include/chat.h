@@ -18,6 +18,8 @@ struct chat_config {
     struct hub_config hub;
     uint64_t rate_limit;   /* chat lines per second per connection, 0 = off */
     uint64_t max_line;     /* bytes */
+    uint64_t presence_limit; /* above this many members: no join/leave events,
+                                member lists cut to this length; 0 = no limit */
 };
 
 /* Creates the chat endpoint and its hub. NULL if out of memory. */

@@ -32,6 +32,7 @@ struct config {
     uint64_t rate_limit;          /* chat lines per second, 0 = off */
     uint64_t max_backlog;         /* bytes */
     uint64_t max_line;            /* bytes */
+    uint64_t presence_limit;      /* members; 0 = no limit */
     char allow_origin[CONFIG_LIST_MAX][256];
     size_t n_allow_origin;        /* 0 = every origin allowed */
     struct cidr stats_allow[CONFIG_LIST_MAX];

@@ -24,6 +24,10 @@ int handshake_is_upgrade(const struct http_request *req);
  * Sec-WebSocket-Key of 16 base64-encoded bytes. Fills res; returns res->status. */
 int handshake_check(const struct http_request *req, struct handshake_result *res);
 
+/* Does libcrypto's one-time setup (OpenSSL 3 loads its default provider on
+ * the first digest) at start, so the first client does not pay for it. */
+void handshake_init(void);
+
 /* Computes base64(SHA-1(key + GUID)) into out (HANDSHAKE_ACCEPT_LEN + 1 bytes). */
 void handshake_accept_key(const char *key, size_t key_len, char *out);
 

@@ -36,9 +36,8 @@ struct hub_config {
 struct hub_member {
     struct hub_room *room;
     void *sink;
-    struct hub_member *cut_next;  /* on the hub's list of members to cut */
     uint32_t slot;                /* index in the room's member array */
-    uint8_t cut_pending;
+    uint8_t cut_pending;          /* on the hub's list of members to cut */
     char nick[COMMAND_NICK_MAX + 1];
 };
 

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "conn.h"
 #include "loop.h"
+#include "pool.h"
 #include "stats.h"
 
 #define SERVER_MAX_ROUTES 8
@@ -34,12 +35,14 @@ struct server {
     void *stats_ctx;
     int stopping;               /* shutting down: no new connections */
     struct loop_timer shutdown_timer;
+    struct loop_timer housekeeping; /* once a second: hands freed memory back */
     struct loop_io listener;
     int reserve_fd;             /* spare fd, given up to shed a connection when out of fds */
     int static_fd;              /* the static directory, opened once */
     struct conn *conns;         /* live connections */
     struct conn *pending;       /* connections with output to flush before the next wait */
     struct conn *dead;          /* closed connections, freed before the next wait */
+    struct pool conn_pool;      /* where connections live */
     size_t nconns;
     uint64_t fd_warned_ms;      /* when running out of fds was last logged */
     struct route routes[SERVER_MAX_ROUTES];

@@ -10,6 +10,7 @@
 
 #include "command.h"
 #include "json.h"
+#include "pool.h"
 #include "ws.h"
 
 #define FLOOD_CLOSE_MS 10000   /* flooding this long closes the connection */
@@ -20,6 +21,7 @@ struct chat {
     struct endpoint ep;
     struct chat_config cfg;
     struct hub *hub;
+    struct pool clients;      /* where struct chat_client lives */
     struct buf json;          /* scratch for building events, reused */
 };
 
@@ -110,10 +112,23 @@ static void field_u64(struct buf *b, const char *key, uint64_t v)
     json_append_u64(b, v);
 }
 
-static void field_members(struct buf *b, const struct hub_room *room)
+/* Whether a room of this size still gets join and leave events and whole
+ * member lists. Past the presence limit each join would cost a delivery to
+ * every member and a list of every member: quadratic for a big room. */
+static int presence_on(const struct chat *chat, size_t members)
 {
+    return chat->cfg.presence_limit == 0 || members <= chat->cfg.presence_limit;
+}
+
+/* ,"count":K,"members":[...] with at most presence_limit nicks. */
+static void field_members(struct chat *chat, struct buf *b, const struct hub_room *room)
+{
+    size_t n = hub_room_count(room);
+    if (!presence_on(chat, n))
+        n = chat->cfg.presence_limit;
+    field_u64(b, "count", hub_room_count(room));
     json_append_raw(b, ",\"members\":[");
-    for (size_t i = 0; i < hub_room_count(room); i++) {
+    for (size_t i = 0; i < n; i++) {
         if (i)
             json_append_raw(b, ",");
         json_append_cstring(b, hub_room_member(room, i)->nick);
@@ -184,14 +199,14 @@ static int chat_accept(struct conn *c, const struct http_request *req, const cha
         *reason = "invalid nick: use 1 to 32 bytes of printable UTF-8 without spaces";
         return 400;
     }
-    struct chat_client *cl = calloc(1, sizeof(*cl));
+    struct chat_client *cl = pool_alloc(&chat->clients);
     if (!cl) {
         *reason = "out of memory";
         return 503;
     }
     int status = hub_join(chat->hub, &cl->member, room, n > 0 ? nick : NULL, c, reason);
     if (status) {
-        free(cl);
+        pool_free(&chat->clients, cl);
         return status;
     }
     cl->tokens = (uint32_t)(2 * chat->cfg.rate_limit * 1000 < UINT32_MAX ? 2 * chat->cfg.rate_limit * 1000
@@ -208,7 +223,7 @@ static void chat_open(struct conn *c)
     struct hub_room *room = cl->member.room;
     struct buf *b = event_begin(chat, "welcome", room);
     field_string(b, "nick", cl->member.nick, strlen(cl->member.nick));
-    field_members(b, room);
+    field_members(chat, b, room);
     json_append_raw(b, ",\"history\":[");
     for (size_t i = 0; i < hub_room_history_count(room); i++) {
         size_t len;
@@ -222,6 +237,8 @@ static void chat_open(struct conn *c)
     if (c->ep_data != cl)
         return;   /* cut off already: a welcome bigger than --max-backlog */
 
+    if (!presence_on(chat, hub_room_count(room)))
+        return;
     b = event_begin(chat, "join", room);
     field_string(b, "nick", cl->member.nick, strlen(cl->member.nick));
     field_u64(b, "count", hub_room_count(room));
@@ -237,8 +254,8 @@ static void chat_close(struct conn *c)
     memcpy(nick, cl->member.nick, sizeof(nick));
     hub_leave(chat->hub, &cl->member);
     c->ep_data = NULL;
-    free(cl);
-    if (hub_room_count(room)) {
+    pool_free(&chat->clients, cl);
+    if (hub_room_count(room) && presence_on(chat, hub_room_count(room) + 1)) {
         struct buf *b = event_begin(chat, "leave", room);
         field_string(b, "nick", nick, strlen(nick));
         field_u64(b, "count", hub_room_count(room));
@@ -350,7 +367,7 @@ static void chat_line(struct chat *chat, struct chat_client *cl, const char *lin
         break;
     case CMD_WHO: {
         struct buf *b = event_begin(chat, "members", cl->member.room);
-        field_members(b, cl->member.room);
+        field_members(chat, b, cl->member.room);
         event_send(chat, cl);
         break;
     }
@@ -382,6 +399,7 @@ struct chat *chat_new(const struct chat_config *cfg)
     if (!chat)
         return NULL;
     chat->cfg = *cfg;
+    pool_init(&chat->clients, sizeof(struct chat_client), 128);
     chat->hub = hub_new(&cfg->hub, &sink_ops);
     if (!chat->hub) {
         free(chat);
@@ -403,6 +421,7 @@ void chat_free(struct chat *chat)
     if (!chat)
         return;
     hub_free(chat->hub);
+    pool_destroy(&chat->clients);
     buf_free(&chat->json);
     free(chat);
 }

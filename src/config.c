@@ -47,6 +47,9 @@ static const struct option_def options[] = {
      "unsent output after which a room member is cut off as a slow consumer", 1024, 1ull << 40},
     {"max-line", K_BYTES, FIELD(max_line), "BYTES", "longest chat line; longer gets a too_long error", 1,
      1ull << 40},
+    {"presence-limit", K_COUNT, FIELD(presence_limit), "N",
+     "rooms with more members send no join/leave events and cut member lists to N; 0 = no limit", 0,
+     100000000},
     {"ping-interval", K_SECONDS, FIELD(ping_interval), "S", "ping a WebSocket quiet this long; 0 = off", 0, 0},
     {"idle-timeout", K_SECONDS, FIELD(idle_timeout), "S",
      "close a WebSocket that sent nothing, not even a pong, this long; 0 = off", 0, 0},
@@ -86,6 +89,7 @@ void config_defaults(struct config *cfg)
     cfg->rate_limit = 20;
     cfg->max_backlog = 4u << 20;
     cfg->max_line = 4096;
+    cfg->presence_limit = 1000;
     cidr_parse("127.0.0.0/8", &cfg->stats_allow[0]);
     cidr_parse("::1", &cfg->stats_allow[1]);
     cfg->n_stats_allow = 2;

@@ -40,7 +40,7 @@ static void process_buffered(struct conn *c);
 
 struct conn *conn_new(struct server *srv, int fd)
 {
-    struct conn *c = calloc(1, sizeof(*c));
+    struct conn *c = pool_alloc(&srv->conn_pool);
     if (!c) {
         close(fd);
         return NULL;
@@ -50,12 +50,12 @@ struct conn *conn_new(struct server *srv, int fd)
     c->io.cb = on_io;
     c->timer.cb = on_timer;
     c->state = CONN_HTTP;
-    srv->stats.conns_http++;
     if (loop_io_add(srv->loop, &c->io, LOOP_READ) < 0) {
         close(fd);
-        free(c);
+        pool_free(&srv->conn_pool, c);
         return NULL;
     }
+    srv->stats.conns_http++;
     arm_timer(c);
     return c;
 }

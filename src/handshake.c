@@ -39,6 +39,12 @@ void handshake_accept_key(const char *key, size_t key_len, char *out)
     out[HANDSHAKE_ACCEPT_LEN] = '\0';
 }
 
+void handshake_init(void)
+{
+    char accept[HANDSHAKE_ACCEPT_LEN + 1];
+    handshake_accept_key("dGhlIHNhbXBsZSBub25jZQ==", 24, accept);
+}
+
 int handshake_is_upgrade(const struct http_request *req)
 {
     const struct http_slice *up = http_header_get(req, "Upgrade");

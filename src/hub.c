@@ -31,7 +31,8 @@ struct hub {
     struct hub_room **buckets;
     size_t nbuckets, nrooms;
     struct hub_room *lru_head, *lru_tail; /* least recently emptied first */
-    struct hub_member *cut_head;
+    struct hub_member **cuts;             /* members to cut after the current walk */
+    size_t ncuts, cap_cuts;
     int cutting;
     uint64_t guests;
     uint64_t broadcasts;
@@ -111,6 +112,7 @@ void hub_free(struct hub *h)
         }
     }
     free(h->buckets);
+    free(h->cuts);
     free(h);
 }
 
@@ -257,10 +259,10 @@ void hub_leave(struct hub *h, struct hub_member *m)
     if (!r)
         return;
     if (m->cut_pending) {
-        struct hub_member **p = &h->cut_head;
-        while (*p != m)
-            p = &(*p)->cut_next;
-        *p = m->cut_next;
+        size_t i = 0;
+        while (h->cuts[i] != m)
+            i++;
+        h->cuts[i] = h->cuts[--h->ncuts];
         m->cut_pending = 0;
     }
     struct hub_member *last = r->members[--r->count];
@@ -289,9 +291,16 @@ static void deliver(struct hub *h, struct hub_member *m, struct sbuf *frame)
     if (m->cut_pending)
         return;
     if (h->ops->backlog(m->sink) + frame->len > h->cfg.max_backlog) {
+        if (h->ncuts == h->cap_cuts) {
+            size_t cap = h->cap_cuts ? h->cap_cuts * 2 : 16;
+            struct hub_member **v = realloc(h->cuts, cap * sizeof(*v));
+            if (!v)
+                return;   /* not cut this time, but not fed either */
+            h->cuts = v;
+            h->cap_cuts = cap;
+        }
         m->cut_pending = 1;
-        m->cut_next = h->cut_head;
-        h->cut_head = m;
+        h->cuts[h->ncuts++] = m;
         return;
     }
     h->ops->send(m->sink, frame);
@@ -304,9 +313,8 @@ static void run_cuts(struct hub *h)
     if (h->cutting)
         return;
     h->cutting = 1;
-    while (h->cut_head) {
-        struct hub_member *m = h->cut_head;
-        h->cut_head = m->cut_next;
+    while (h->ncuts) {
+        struct hub_member *m = h->cuts[--h->ncuts];
         m->cut_pending = 0;
         h->ops->cut(m->sink);
     }

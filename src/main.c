@@ -16,6 +16,7 @@
 #include "config.h"
 #include "daemon.h"
 #include "echo.h"
+#include "handshake.h"
 #include "log.h"
 #include "loop.h"
 #include "server.h"
@@ -136,6 +137,7 @@ int main(int argc, char **argv)
     }
     raise_fd_limit(cfg.max_conns);
     signal(SIGPIPE, SIG_IGN);
+    handshake_init();
 
     /* Detach first, so the pid file names the daemon and is there before the
      * port is open: whoever sees us listening also finds the pid file. */
@@ -154,6 +156,7 @@ int main(int argc, char **argv)
                 .max_members = cfg.max_room_members, .max_backlog = cfg.max_backlog},
         .rate_limit = cfg.rate_limit,
         .max_line = cfg.max_line,
+        .presence_limit = cfg.presence_limit,
     };
     struct chat *chat = chat_new(&chat_cfg);
     struct loop *loop = chat ? loop_new() : NULL;

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -124,6 +125,19 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
     }
 }
 
+#define HOUSEKEEPING_MS 1000
+#define TRIM_FREE_BYTES (1024 * 1024)
+
+/* After a burst (a thousand joins, a big message) the allocator keeps the freed
+ * memory; give whole free pages back so RSS follows what is really in use. */
+static void on_housekeeping(struct loop *l, struct loop_timer *t)
+{
+    struct mallinfo2 mi = mallinfo2();
+    if (mi.fordblks > TRIM_FREE_BYTES)
+        malloc_trim(0);
+    loop_timer_after(l, t, HOUSEKEEPING_MS);
+}
+
 struct server *server_new(struct loop *loop, const struct config *cfg)
 {
     struct server *srv = calloc(1, sizeof(*srv));
@@ -132,6 +146,7 @@ struct server *server_new(struct loop *loop, const struct config *cfg)
     srv->loop = loop;
     srv->cfg = cfg;
     srv->started_ms = loop_now(loop);
+    pool_init(&srv->conn_pool, sizeof(struct conn), 64);
     srv->static_fd = open(cfg->static_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (srv->static_fd < 0) {
         log_msg(LOG_ERROR, "static directory unreadable static=%s error=\"%s\"", cfg->static_dir, strerror(errno));
@@ -150,6 +165,8 @@ struct server *server_new(struct loop *loop, const struct config *cfg)
         return NULL;
     }
     loop_set_before_wait(loop, before_wait, srv);
+    srv->housekeeping.cb = on_housekeeping;
+    loop_timer_after(loop, &srv->housekeeping, HOUSEKEEPING_MS);
     return srv;
 }
 
@@ -158,7 +175,7 @@ static void free_dead(struct server *srv)
     while (srv->dead) {
         struct conn *c = srv->dead;
         srv->dead = c->next;
-        free(c);
+        pool_free(&srv->conn_pool, c);
     }
 }
 
@@ -175,6 +192,8 @@ void server_free(struct server *srv)
         close(srv->listener.fd);
     }
     loop_timer_cancel(srv->loop, &srv->shutdown_timer);
+    loop_timer_cancel(srv->loop, &srv->housekeeping);
+    pool_destroy(&srv->conn_pool);
     close(srv->static_fd);
     if (srv->reserve_fd >= 0)
         close(srv->reserve_fd);

@@ -632,6 +632,36 @@ def test_trailing_line_ending_is_not_text(server):
     run(go())
 
 
+def test_presence_limit_quiets_big_rooms(start_server):
+    """Past --presence-limit members, joins and leaves are not announced and
+    member lists are cut to the limit; count still tells the size."""
+    srv = start_server("--presence-limit", "2")
+
+    async def go():
+        a, wa = await join(srv, "big", "alice")      # join() also reads the joiner's own join event
+        assert wa["count"] == 1 and wa["members"] == ["alice"], wa
+        b, wb = await join(srv, "big", "bob")
+        await expect_event(a, "join", nick="bob", count=2)
+        c = await connect(srv, ws_path("big", "carol"))
+        wc = await recv_event(c)
+        assert wc["type"] == "welcome" and wc["nick"] == "carol" and wc["count"] == 3, wc
+        assert len(wc["members"]) == 2 and set(wc["members"]) <= {"alice", "bob", "carol"}, wc
+        await c.send("/who")
+        e = await expect_event(c, "members", room="big")
+        assert e["count"] == 3 and len(e["members"]) == 2, e
+        await a.send("still heard")
+        for ws in (a, b):
+            await expect_event(ws, "message", nick="alice", text="still heard", seq=1)
+        await expect_event(c, "message", nick="alice", text="still heard", seq=1)
+        await expect_silence(a)                # carol's join was not announced
+        await c.close()                        # 3 -> 2 members: not announced either
+        await expect_silence(a)
+        await b.close()                        # 2 -> 1: announced again
+        await expect_event(a, "leave", nick="bob", count=1)
+        await close_all(a)
+    run(go())
+
+
 def test_binary_fan_out(server):
     blobs = [bytes(range(256)) * 3, b'{"type":"message","room":"bin"}', b"",
              os.urandom(70000), b"\xff\xfe invalid utf-8 \xc3"]
