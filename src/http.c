@@ -251,6 +251,8 @@ static int hex_value(char c)
 /* Percent-decodes s into out; -1 on a bad escape, %00, or overflow. */
 static long percent_decode(struct http_slice s, char *out, size_t outsz)
 {
+    if (outsz == 0)
+        return -1;   /* not even room for the terminating NUL */
     size_t o = 0;
     for (size_t i = 0; i < s.n; i++) {
         int c = (unsigned char)s.p[i];

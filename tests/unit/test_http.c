@@ -604,6 +604,23 @@ START_TEST(test_path_decode_small_output)
 }
 END_TEST
 
+/* Found by tests/fuzz/fuzz_http: a zero-size output buffer got its NUL written
+ * one byte past the end when the decoded text was empty. Under ASan the
+ * malloc(1) + offset 1 trick below makes any write a reported error. */
+START_TEST(test_decode_zero_size_output)
+{
+    char *block = malloc(1);
+    char *out = block + 1;   /* a 0-byte buffer at the end of an allocation */
+    struct http_slice empty = {"", 0};
+    ck_assert_int_eq(http_path_decode(empty, out, 0), -1);
+    struct http_slice q = {"nick=&P", 7};
+    ck_assert_int_eq(http_query_get(q, "nick", out, 0), -2);
+    struct http_slice q2 = {"nick=bob", 8};
+    ck_assert_int_eq(http_query_get(q2, "nick", out, 0), -2);
+    free(block);
+}
+END_TEST
+
 static long query_get(const char *q, const char *name, char *out, size_t outsz)
 {
     struct http_slice s = {q, strlen(q)};
@@ -708,6 +725,7 @@ static Suite *http_suite(void)
     tcase_add_test(help, test_path_decode_ok);
     tcase_add_test(help, test_path_decode_rejects);
     tcase_add_test(help, test_path_decode_small_output);
+    tcase_add_test(help, test_decode_zero_size_output);
     tcase_add_test(help, test_query_get);
     tcase_add_test(help, test_status_text);
     suite_add_tcase(s, help);
