@@ -1,0 +1,1630 @@
+/* wsbench: the load generator of wshub.
+ *
+ * Owns: one process, one thread, one edge-triggered epoll loop that drives
+ * thousands of non-blocking WebSocket client connections through one
+ * workload and prints exactly one RESULT line (key=value pairs) on stdout;
+ * progress and diagnostics go to stderr.
+ *   echo       C connections keep D binary messages in flight; round trips.
+ *   broadcast  C members of one room, the first P publish closed-loop; every
+ *              member checks each publisher's seq (gap = lost, less = reordered).
+ *   chat       the same with text chat lines (relayed, or in wshub's JSON).
+ *   connect    K handshakes and clean closes, C at a time.
+ *   idle       C idle WebSockets held; the server's VmRSS per connection.
+ *
+ * The client side of RFC 6455: a random 16-byte key per connection, the 101
+ * and Sec-WebSocket-Accept checked, every frame masked (32 bytes at a time),
+ * server frames parsed incrementally (any split, 7/16/64-bit lengths,
+ * fragmented messages, pings answered with pongs, the close handshake).
+ *
+ * Must never: block (sockets are non-blocking and every wait is bounded: a
+ * connection has 10 s to open, a run that receives nothing for 10 s fails),
+ * or cost more per message than the server it measures: no allocation and no
+ * system call per message in steady state. Reads go into one shared buffer
+ * (a connection keeps only an unfinished frame); frames are built into a
+ * per-connection output buffer and sent with one send() per connection per
+ * loop iteration, just before epoll_wait.
+ *
+ * Exit status: 0 when the run completed with lost = reordered = errors = 0
+ * and every connection opened, 1 otherwise (reason on stderr), 2 on bad usage.
+ * After the RESULT line every open connection gets a close handshake
+ * (bounded to 3 s), so the server counts clean closes.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#define NS_PER_S        1000000000ull
+#define STALL_NS        (10 * NS_PER_S)     /* no byte received this long: stalled */
+#define OPEN_TIMEOUT_NS (10 * NS_PER_S)     /* connect + handshake (and close) bound */
+#define DRAIN_NS        (10 * NS_PER_S)     /* wait for in-flight messages at the end */
+#define GOODBYE_NS      (3 * NS_PER_S)      /* close handshakes after the report */
+#define RBUF_SIZE       (256 * 1024)        /* bytes per recv() */
+#define RBUF_HEAD       (1024 * 1024)       /* room before it for a connection's leftover */
+#define KEEP_CAP        (256 * 1024)        /* drained input buffers up to this stay allocated */
+#define KEEP_OUT        (4 * 1024 * 1024)   /* the same for output: no malloc/free per send */
+#define MAX_HEAD        8192                /* largest handshake answer accepted */
+#define MAX_MESSAGE     (64u << 20)         /* largest message accepted from the server */
+#define MAX_EVENTS      1024
+#define OPEN_WINDOW     256                 /* handshakes in flight while opening */
+#define MAX_REPORTS     10                  /* non-fatal errors printed in full */
+#define BCAST_HEAD      16                  /* u32 pub, u32 seq, u64 send ns */
+#define CHAT_MIN        40
+
+enum { OP_CONT = 0, OP_TEXT = 1, OP_BINARY = 2, OP_CLOSE = 8, OP_PING = 9, OP_PONG = 10 };
+
+static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/* ------------------------------------------------------------------ options */
+
+enum workload { W_ECHO, W_BROADCAST, W_CHAT, W_CONNECT, W_IDLE };
+
+static const char *const workload_names[] = { "echo", "broadcast", "chat", "connect", "idle" };
+
+struct opts {
+    enum workload w;
+    const char *host;
+    long port;
+    const char *path;
+    long n;             /* connections (echo, idle), members, or total handshakes */
+    long inflight;      /* echo: messages in flight per connection */
+    long size;          /* message size in bytes */
+    long publishers;    /* broadcast, chat */
+    long concurrency;   /* connect */
+    double duration, warmup;
+    long server_pid;
+    long sources;       /* 0 = automatic */
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "usage: wsbench WORKLOAD [options]\n"
+        "workloads: echo, broadcast, chat, connect, idle\n"
+        "  --host ADDR        server IPv4 address (127.0.0.1)\n"
+        "  --port N           server port (8080)\n"
+        "  --path P           request path (/echo; /ws/bench for broadcast and chat; /ws/idle for idle)\n"
+        "  --conns C          connections (echo 1000, idle 10000)\n"
+        "  --inflight D       echo: messages in flight per connection (1)\n"
+        "  --size S           message bytes (echo 1024, broadcast/chat 64)\n"
+        "  --members C        broadcast/chat: members of the room (1000)\n"
+        "  --publishers P     broadcast/chat: members that publish (10)\n"
+        "  --total K          connect: handshakes in all (10000)\n"
+        "  --concurrency C    connect: handshakes at a time (100)\n"
+        "  --duration S       seconds measured, or held for idle (10; idle 5)\n"
+        "  --warmup S         seconds before measuring (2)\n"
+        "  --server-pid PID   read the server's CPU time and memory from /proc\n"
+        "  --sources N        bind source addresses 127.0.0.1..N round robin\n");
+}
+
+static bool parse_long(const char *s, long min, long max, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < min || v > max)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_seconds(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= 0) || v > 86400)
+        return false;
+    *out = v;
+    return true;
+}
+
+static void bad_usage(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("wsbench: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    usage(stderr);
+    exit(2);
+}
+
+/* Sets the defaults that depend on the workload, then reads the options. */
+static void parse_args(int argc, char **argv, struct opts *o)
+{
+    if (argc < 2)
+        bad_usage("missing workload");
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(stdout);
+        exit(0);
+    }
+    size_t w;
+    for (w = 0; w < sizeof workload_names / sizeof *workload_names; w++)
+        if (!strcmp(argv[1], workload_names[w]))
+            break;
+    if (w == sizeof workload_names / sizeof *workload_names)
+        bad_usage("unknown workload '%s'", argv[1]);
+    *o = (struct opts){ .w = (enum workload)w, .host = "127.0.0.1", .port = 8080,
+                        .inflight = 1, .publishers = 10, .concurrency = 100,
+                        .duration = 10, .warmup = 2 };
+    static const char *const paths[] = { "/echo", "/ws/bench", "/ws/bench", "/echo", "/ws/idle" };
+    static const long counts[] = { 1000, 1000, 1000, 10000, 10000 };
+    static const long sizes[] = { 1024, 64, 64, 0, 0 };
+    o->path = paths[w];
+    o->n = counts[w];
+    o->size = sizes[w];
+    if (o->w == W_IDLE)
+        o->duration = 5;
+    if (o->w == W_CONNECT || o->w == W_IDLE)
+        o->warmup = 0;
+
+    for (int i = 2; i < argc; i++) {
+        const char *name = argv[i], *val;
+        char *eq = strchr(name, '=');
+        char buf[64];
+        if (eq && eq - name < (long)sizeof buf) {     /* --opt=value */
+            memcpy(buf, name, (size_t)(eq - name));
+            buf[eq - name] = 0;
+            name = buf;
+            val = eq + 1;
+        } else {
+            if (i + 1 >= argc)
+                bad_usage("%s needs a value", name);
+            val = argv[++i];
+        }
+        bool ok = true;
+        if (!strcmp(name, "--host"))
+            o->host = val;
+        else if (!strcmp(name, "--port"))
+            ok = parse_long(val, 1, 65535, &o->port);
+        else if (!strcmp(name, "--path"))
+            o->path = val;
+        else if (!strcmp(name, "--conns") || !strcmp(name, "--members") || !strcmp(name, "--total"))
+            ok = parse_long(val, 1, 10000000, &o->n);
+        else if (!strcmp(name, "--inflight"))
+            ok = parse_long(val, 1, 100000, &o->inflight);
+        else if (!strcmp(name, "--size"))
+            ok = parse_long(val, 0, MAX_MESSAGE, &o->size);
+        else if (!strcmp(name, "--publishers"))
+            ok = parse_long(val, 1, 1000000, &o->publishers);
+        else if (!strcmp(name, "--concurrency"))
+            ok = parse_long(val, 1, 1000000, &o->concurrency);
+        else if (!strcmp(name, "--duration"))
+            ok = parse_seconds(val, &o->duration);
+        else if (!strcmp(name, "--warmup"))
+            ok = parse_seconds(val, &o->warmup);
+        else if (!strcmp(name, "--server-pid"))
+            ok = parse_long(val, 0, INT_MAX, &o->server_pid);
+        else if (!strcmp(name, "--sources"))
+            ok = parse_long(val, 1, 254, &o->sources);
+        else
+            bad_usage("unknown option '%s'", name);
+        if (!ok)
+            bad_usage("bad value '%s' for %s", val, name);
+    }
+    if (o->path[0] != '/' || strpbrk(o->path, " \r\n"))
+        bad_usage("--path must start with / and hold no spaces");
+    if ((o->w == W_BROADCAST) && o->size < BCAST_HEAD)
+        bad_usage("broadcast needs --size >= %d", BCAST_HEAD);
+    if ((o->w == W_CHAT) && o->size < CHAT_MIN)
+        bad_usage("chat needs --size >= %d", CHAT_MIN);
+    if ((o->w == W_BROADCAST || o->w == W_CHAT) && o->publishers > o->n)
+        bad_usage("--publishers (%ld) exceeds --members (%ld)", o->publishers, o->n);
+    if (o->w == W_CONNECT && o->concurrency > o->n)
+        o->concurrency = o->n;
+    if ((o->w == W_ECHO || o->w == W_BROADCAST || o->w == W_CHAT) && o->duration <= 0)
+        bad_usage("--duration must be above 0");
+}
+
+/* ---------------------------------------------------------- small helpers */
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * NS_PER_S + (uint64_t)ts.tv_nsec;
+}
+
+/* xorshift64*: mask keys and handshake keys; quality is plenty for both. */
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * 0x2545F4914F6CDD1Dull;
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q) {
+        fprintf(stderr, "wsbench: out of memory (%zu bytes)\n", n);
+        exit(1);
+    }
+    return q;
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) {
+        fprintf(stderr, "wsbench: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+/* Writes v in decimal at p; returns the number of digits. */
+static size_t put_u64(char *p, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        p[i] = tmp[n - 1 - i];
+    return n;
+}
+
+/* Reads a decimal number ending at a space; advances *p past the space. */
+static bool get_u64(const uint8_t **p, const uint8_t *end, uint64_t *out)
+{
+    const uint8_t *s = *p;
+    uint64_t v = 0;
+    if (s >= end || *s < '0' || *s > '9')
+        return false;
+    while (s < end && *s >= '0' && *s <= '9' && s - *p < 20)
+        v = v * 10 + (uint64_t)(*s++ - '0');
+    if (s >= end || *s != ' ')
+        return false;
+    *p = s + 1;
+    *out = v;
+    return true;
+}
+
+/* ------------------------------------------------------ latency histogram */
+
+/* Log-linear buckets over nanoseconds: exact below 128, then 64 buckets per
+ * power of two (1.6 % resolution); the maximum is kept exactly. */
+#define HIST_SUB 64
+#define HIST_N   (2 * HIST_SUB + 57 * HIST_SUB)
+
+struct hist {
+    uint64_t n, max;
+    uint64_t bucket[HIST_N];
+};
+
+static unsigned hist_index(uint64_t v)
+{
+    if (v < 2 * HIST_SUB)
+        return (unsigned)v;
+    unsigned e = 63u - (unsigned)__builtin_clzll(v);       /* >= 7 */
+    unsigned sub = (unsigned)(v >> (e - 6)) - HIST_SUB;
+    return HIST_SUB + (e - 6) * HIST_SUB + sub;
+}
+
+static uint64_t hist_value(unsigned i)
+{
+    if (i < 2 * HIST_SUB)
+        return i;
+    unsigned e = (i - HIST_SUB) / HIST_SUB + 6, sub = (i - HIST_SUB) % HIST_SUB;
+    uint64_t lo = (uint64_t)(HIST_SUB + sub) << (e - 6);
+    return lo + (1ull << (e - 6)) / 2;                       /* middle of the bucket */
+}
+
+static inline void hist_add(struct hist *h, uint64_t v)
+{
+    h->bucket[hist_index(v)]++;
+    h->n++;
+    if (v > h->max)
+        h->max = v;
+}
+
+static uint64_t hist_quantile(const struct hist *h, double q)
+{
+    if (!h->n)
+        return 0;
+    uint64_t want = (uint64_t)ceil(q * (double)h->n), seen = 0;
+    if (want < 1)
+        want = 1;
+    for (unsigned i = 0; i < HIST_N; i++) {
+        seen += h->bucket[i];
+        if (seen >= want) {
+            uint64_t v = hist_value(i);
+            return v > h->max ? h->max : v;
+        }
+    }
+    return h->max;
+}
+
+/* ----------------------------------------------------------- byte buffers */
+
+struct bbuf {
+    uint8_t *data;
+    size_t len, cap;
+};
+
+static void bbuf_reserve(struct bbuf *b, size_t extra)
+{
+    if (b->cap - b->len >= extra)
+        return;
+    size_t cap = b->cap ? b->cap * 2 : 512;
+    while (cap - b->len < extra)
+        cap *= 2;
+    b->data = xrealloc(b->data, cap);
+    b->cap = cap;
+}
+
+static void bbuf_append(struct bbuf *b, const void *p, size_t n)
+{
+    bbuf_reserve(b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+static void bbuf_free(struct bbuf *b)
+{
+    free(b->data);
+    *b = (struct bbuf){ 0 };
+}
+
+/* ------------------------------------------------- connections and bench */
+
+enum cstate { C_FREE, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_CLOSING };
+
+struct conn {
+    int fd;
+    uint8_t state;
+    uint8_t pending;        /* on the flush list (survives reuse of the slot) */
+    uint8_t sent_close, got_close;
+    uint8_t frag_op;        /* opcode of the fragmented message being reassembled */
+    char key[25];           /* Sec-WebSocket-Key, base64 */
+    uint64_t t_start;       /* when connect() was called */
+    struct bbuf in;         /* unparsed remainder (a split frame or head) */
+    struct bbuf out;        /* bytes not yet sent, from out_off */
+    size_t out_off;
+    struct bbuf msg;        /* fragments of the message being reassembled */
+    uint32_t seq_sent, seq_recv, inflight;   /* echo */
+};
+
+struct bench {
+    struct opts o;
+    int ep;
+    struct sockaddr_in dst;
+    uint32_t sources, next_source;
+    uint64_t rng;
+    uint64_t now;                   /* refreshed after each epoll_wait and read */
+
+    struct conn *c;
+    uint32_t nslots;
+    uint32_t *free_slots, nfree;    /* stack; slot 0 on top at start */
+    uint32_t *flush, nflush;        /* connections with output this iteration */
+    uint8_t *rbuf;                  /* RBUF_HEAD + RBUF_SIZE */
+    struct epoll_event *events;
+
+    /* progress */
+    uint64_t started, opening, opened, finished;
+    uint64_t last_progress, last_scan;
+    bool holding;                   /* idle hold: silence is expected */
+    bool measuring, stopping;
+    bool goodbye;                   /* closing after the report: nothing counts */
+
+    /* workload state */
+    uint8_t *pat;                   /* echo payload pattern, size + 256 bytes */
+    uint64_t *ring;                 /* echo: send times, inflight per connection */
+    uint8_t *tmpl;                  /* broadcast/chat payload being built */
+    size_t tmpl_dirty;              /* chat: prefix bytes to reset to 'x' */
+    uint32_t *pub_seq;              /* last seq sent per publisher */
+    uint32_t *last_seq;             /* members x publishers: last seq seen */
+    uint64_t outstanding;           /* deliveries still expected */
+
+    /* results */
+    uint64_t count, reads, reads_window;
+    double open_s;                  /* seconds to open every connection */
+    struct hist hist;
+    uint64_t lost, reordered, errors, reports;
+    bool failed;
+    char why[512];
+};
+
+static void fail(struct bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void note_error(struct bench *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Ends the run: the first reason is the one reported. */
+static void fail(struct bench *b, const char *fmt, ...)
+{
+    if (b->failed)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b->why, sizeof b->why, fmt, ap);
+    va_end(ap);
+    b->failed = true;
+}
+
+/* Counts an error that does not end the run; prints the first few. */
+static void note_error(struct bench *b, const char *fmt, ...)
+{
+    if (b->goodbye)
+        return;
+    b->errors++;
+    if (b->reports++ >= MAX_REPORTS)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("wsbench: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static inline uint32_t conn_id(const struct bench *b, const struct conn *c)
+{
+    return (uint32_t)(c - b->c);
+}
+
+/* Closes the socket and frees what the connection owns; the slot goes back
+ * on the free stack (its pending flag stays: the flush list may name it). */
+static void conn_finish(struct bench *b, struct conn *c)
+{
+    if (c->state == C_FREE)
+        return;
+    if (c->state == C_CONNECTING || c->state == C_HANDSHAKE)
+        b->opening--;
+    close(c->fd);
+    bbuf_free(&c->in);
+    bbuf_free(&c->out);
+    bbuf_free(&c->msg);
+    c->state = C_FREE;
+    c->fd = -1;
+    b->free_slots[b->nfree++] = conn_id(b, c);
+}
+
+/* A connection went wrong: counted, and the run ends with this reason. */
+static void conn_fail(struct bench *b, struct conn *c, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void conn_fail(struct bench *b, struct conn *c, const char *fmt, ...)
+{
+    char msg[400];
+    if (b->goodbye) {
+        conn_finish(b, c);
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    b->errors++;
+    fail(b, "connection %u to %s:%ld%s: %s", conn_id(b, c), b->o.host, b->o.port, b->o.path, msg);
+    conn_finish(b, c);
+}
+
+/* ------------------------------------------------------------ sending */
+
+static inline void mark_pending(struct bench *b, struct conn *c)
+{
+    if (!c->pending) {
+        c->pending = 1;
+        b->flush[b->nflush++] = conn_id(b, c);
+    }
+}
+
+/* dst = src XOR the 4-byte mask: 32 bytes per step (GCC vector extension,
+ * SSE2 or AVX as the target allows), then 8, then single bytes. */
+typedef uint64_t u64x4 __attribute__((vector_size(32)));
+
+static void mask_copy(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t mask[4])
+{
+    uint64_t k;
+    memcpy(&k, mask, 4);
+    memcpy((uint8_t *)&k + 4, mask, 4);
+    const u64x4 kv = { k, k, k, k };
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        u64x4 v;
+        memcpy(&v, src + i, 32);
+        v ^= kv;
+        memcpy(dst + i, &v, 32);
+    }
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        memcpy(&w, src + i, 8);
+        w ^= k;
+        memcpy(dst + i, &w, 8);
+    }
+    for (; i < n; i++)
+        dst[i] = src[i] ^ mask[i & 3];
+}
+
+/* Appends one masked frame to the connection's output; sent at the flush. */
+static void queue_frame(struct bench *b, struct conn *c, int op, const void *payload, size_t len)
+{
+    bbuf_reserve(&c->out, len + 14);
+    uint8_t *p = c->out.data + c->out.len;
+    size_t h;
+    p[0] = (uint8_t)(0x80 | op);
+    if (len < 126) {
+        p[1] = (uint8_t)(0x80 | len);
+        h = 2;
+    } else if (len <= 0xffff) {
+        p[1] = 0x80 | 126;
+        p[2] = (uint8_t)(len >> 8);
+        p[3] = (uint8_t)len;
+        h = 4;
+    } else {
+        p[1] = 0x80 | 127;
+        for (int i = 0; i < 8; i++)
+            p[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+        h = 10;
+    }
+    uint32_t key = (uint32_t)rng_next(&b->rng);
+    memcpy(p + h, &key, 4);
+    mask_copy(p + h + 4, payload, len, p + h);
+    c->out.len += h + 4 + len;
+    mark_pending(b, c);
+}
+
+/* One send() of everything queued (another only when the kernel took part of
+ * it); the rest waits for the EPOLLOUT edge (registered from the start: with
+ * edge triggering it costs nothing until the send buffer fills up). */
+static void flush_conn(struct bench *b, struct conn *c)
+{
+    if (c->state == C_FREE || c->state == C_CONNECTING || c->out_off == c->out.len)
+        return;
+    while (c->out_off < c->out.len) {   /* until done or EAGAIN: epoll is edge-triggered */
+        ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            conn_fail(b, c, "send: %s", strerror(errno));
+            return;
+        }
+        if (n <= 0)
+            break;
+        c->out_off += (size_t)n;
+    }
+    if (c->out_off == c->out.len) {
+        c->out_off = c->out.len = 0;
+        if (c->out.cap > KEEP_OUT)
+            bbuf_free(&c->out);
+    }
+}
+
+static void flush_all(struct bench *b)
+{
+    for (uint32_t i = 0; i < b->nflush; i++) {
+        struct conn *c = &b->c[b->flush[i]];
+        c->pending = 0;
+        flush_conn(b, c);
+    }
+    b->nflush = 0;
+}
+
+/* ------------------------------------------------------------- workloads */
+
+/* echo: payload of message seq is pat[seq % 256 ...], its send time in ring. */
+static void echo_send(struct bench *b, struct conn *c)
+{
+    uint32_t seq = c->seq_sent++;
+    b->ring[(size_t)conn_id(b, c) * (size_t)b->o.inflight + seq % (uint32_t)b->o.inflight] = b->now;
+    queue_frame(b, c, OP_BINARY, b->pat + (seq & 255), (size_t)b->o.size);
+    c->inflight++;
+}
+
+static void echo_received(struct bench *b, struct conn *c, int op, const uint8_t *p, size_t n)
+{
+    if (op != OP_BINARY || !c->inflight) {
+        note_error(b, "connection %u: unexpected %s message of %zu bytes", conn_id(b, c),
+                   op == OP_TEXT ? "text" : "binary", n);
+        return;
+    }
+    uint32_t seq = c->seq_recv++;
+    uint64_t sent = b->ring[(size_t)conn_id(b, c) * (size_t)b->o.inflight + seq % (uint32_t)b->o.inflight];
+    c->inflight--;
+    if (n != (size_t)b->o.size || memcmp(p, b->pat + (seq & 255), n))
+        note_error(b, "connection %u: echo %u differs from what was sent (%zu bytes)", conn_id(b, c), seq, n);
+    if (b->measuring) {
+        b->count++;
+        hist_add(&b->hist, b->now - sent);
+    }
+    if (!b->stopping)
+        echo_send(b, c);
+}
+
+/* broadcast/chat: publisher pub (connection pub) sends its next message. */
+static void publish(struct bench *b, uint32_t pub)
+{
+    struct conn *c = &b->c[pub];
+    uint32_t seq = ++b->pub_seq[pub];
+    uint64_t t = now_ns();
+    size_t size = (size_t)b->o.size;
+    b->outstanding += (uint64_t)b->o.n;
+    if (b->o.w == W_BROADCAST) {
+        memcpy(b->tmpl, &pub, 4);
+        memcpy(b->tmpl + 4, &seq, 4);
+        memcpy(b->tmpl + 8, &t, 8);           /* host (little-endian) byte order */
+        queue_frame(b, c, OP_BINARY, b->tmpl, size);
+        return;
+    }
+    char *s = (char *)b->tmpl;
+    memset(s, 'x', b->tmpl_dirty);
+    size_t k = put_u64(s, pub);
+    s[k++] = ' ';
+    k += put_u64(s + k, seq);
+    s[k++] = ' ';
+    k += put_u64(s + k, t);
+    s[k++] = ' ';
+    b->tmpl_dirty = k;
+    if (k > size) {
+        fail(b, "chat line prefix (%zu bytes) does not fit --size %zu", k, size);
+        return;
+    }
+    queue_frame(b, c, OP_TEXT, b->tmpl, size);
+}
+
+/* Member m got message seq of publisher pub, sent at t_send. */
+static void delivered(struct bench *b, struct conn *c, uint32_t pub, uint32_t seq, uint64_t t_send)
+{
+    uint32_t m = conn_id(b, c);
+    if (pub >= (uint32_t)b->o.publishers || seq == 0 || seq > b->pub_seq[pub]) {
+        note_error(b, "member %u: message from unknown publisher %u seq %u", m, pub, seq);
+        return;
+    }
+    uint32_t *last = &b->last_seq[(size_t)m * (size_t)b->o.publishers + pub];
+    if (seq == *last + 1) {
+        b->outstanding--;
+    } else if (seq > *last + 1) {
+        uint32_t gap = seq - *last - 1;
+        if (b->lost == 0)
+            fprintf(stderr, "wsbench: member %u lost %u message(s) of publisher %u before seq %u\n",
+                    m, gap, pub, seq);
+        b->lost += gap;
+        b->outstanding -= (uint64_t)gap + 1;
+    } else {
+        if (b->reordered == 0)
+            fprintf(stderr, "wsbench: member %u got seq %u of publisher %u after seq %u\n",
+                    m, seq, pub, *last);
+        b->reordered++;
+        return;
+    }
+    *last = seq;
+    if (b->measuring) {
+        b->count++;
+        hist_add(&b->hist, b->now - t_send);
+    }
+    if (m == pub && seq == b->pub_seq[pub] && !b->stopping)
+        publish(b, pub);
+}
+
+static void broadcast_received(struct bench *b, struct conn *c, int op, const uint8_t *p, size_t n)
+{
+    if (op == OP_TEXT)              /* wshub's join/welcome events */
+        return;
+    if (n != (size_t)b->o.size) {
+        note_error(b, "member %u: binary message of %zu bytes, expected %ld", conn_id(b, c), n, b->o.size);
+        return;
+    }
+    uint32_t pub, seq;
+    uint64_t t;
+    memcpy(&pub, p, 4);
+    memcpy(&seq, p + 4, 4);
+    memcpy(&t, p + 8, 8);
+    delivered(b, c, pub, seq, t);
+}
+
+/* The chat line inside a frame: the frame itself, or the "text" of wshub's
+ * message event. Returns 0 to ignore the frame, 1 with the line, -1 when the
+ * server reported an error event. */
+static int chat_line(const uint8_t *p, size_t n, const uint8_t **line, size_t *len)
+{
+    if (n == 0 || p[0] != '{') {
+        *line = p;
+        *len = n;
+        return 1;
+    }
+    static const char type_key[] = "\"type\":\"", text_key[] = "\"text\":\"";
+    const uint8_t *t = memmem(p, n, type_key, sizeof type_key - 1);
+    if (!t)
+        return 0;
+    t += sizeof type_key - 1;
+    size_t rest = n - (size_t)(t - p);
+    if (rest >= 6 && !memcmp(t, "error\"", 6))
+        return -1;
+    if (rest < 8 || memcmp(t, "message\"", 8))
+        return 0;
+    const uint8_t *s = memmem(p, n, text_key, sizeof text_key - 1);
+    if (!s)
+        return 0;
+    s += sizeof text_key - 1;
+    const uint8_t *e = memchr(s, '"', n - (size_t)(s - p));
+    if (!e)
+        return 0;
+    *line = s;
+    *len = (size_t)(e - s);
+    return 1;
+}
+
+static void chat_received(struct bench *b, struct conn *c, int op, const uint8_t *p, size_t n)
+{
+    if (op != OP_TEXT)
+        return;
+    const uint8_t *line;
+    size_t len;
+    int r = chat_line(p, n, &line, &len);
+    if (r < 0) {
+        note_error(b, "member %u: server sent an error event: %.*s", conn_id(b, c),
+                   (int)(n > 200 ? 200 : n), p);
+        fail(b, "the server refused chat lines (an error event; run wshub with --rate-limit 0)");
+        return;
+    }
+    if (r == 0 || len == 0 || line[0] < '0' || line[0] > '9')
+        return;                     /* some other event or greeting */
+    const uint8_t *q = line, *end = line + len;
+    uint64_t pub, seq, t;
+    if (len != (size_t)b->o.size || !get_u64(&q, end, &pub) || !get_u64(&q, end, &seq) ||
+        !get_u64(&q, end, &t) || pub > UINT32_MAX || seq > UINT32_MAX) {
+        note_error(b, "member %u: malformed chat line of %zu bytes: %.*s", conn_id(b, c), len,
+                   (int)(len > 60 ? 60 : len), line);
+        return;
+    }
+    delivered(b, c, (uint32_t)pub, (uint32_t)seq, t);
+}
+
+static void on_message(struct bench *b, struct conn *c, int op, const uint8_t *p, size_t n)
+{
+    switch (b->o.w) {
+    case W_ECHO:      echo_received(b, c, op, p, n); break;
+    case W_BROADCAST: broadcast_received(b, c, op, p, n); break;
+    case W_CHAT:      chat_received(b, c, op, p, n); break;
+    case W_CONNECT:
+    case W_IDLE:      break;
+    }
+}
+
+/* The handshake is complete: connect closes at once, the rest wait. */
+static void on_open(struct bench *b, struct conn *c)
+{
+    c->state = C_OPEN;
+    b->opening--;
+    b->opened++;
+    if (b->o.w == W_CONNECT || b->o.w == W_IDLE) {
+        b->count++;
+        hist_add(&b->hist, b->now - c->t_start);
+    }
+    if (b->o.w == W_CONNECT) {
+        static const uint8_t normal[2] = { 1000 >> 8, 1000 & 255 };
+        queue_frame(b, c, OP_CLOSE, normal, 2);
+        c->sent_close = 1;
+        c->state = C_CLOSING;
+        c->t_start = b->now;        /* the close has 10 s too */
+    }
+}
+
+/* ------------------------------------------------------------- receiving */
+
+static void on_close_frame(struct bench *b, struct conn *c, const uint8_t *p, size_t n)
+{
+    unsigned code = n >= 2 ? (unsigned)p[0] << 8 | p[1] : 1005;
+    c->got_close = 1;
+    if (!c->sent_close) {
+        queue_frame(b, c, OP_CLOSE, p, n >= 2 ? 2 : 0);
+        c->sent_close = 1;
+        c->state = C_CLOSING;
+        conn_fail(b, c, "the server closed the WebSocket with code %u%s%.*s", code,
+                  n > 2 ? ": " : "", n > 2 ? (int)(n - 2) : 0, (const char *)p + 2);
+        return;
+    }
+    if (code != 1000)
+        note_error(b, "connection %u: the server answered our close 1000 with %u", conn_id(b, c), code);
+    c->state = C_CLOSING;
+}
+
+static void on_frame(struct bench *b, struct conn *c, bool fin, int op, const uint8_t *p, size_t n)
+{
+    if (op >= 8) {
+        if (!fin || n > 125)
+            conn_fail(b, c, "malformed control frame (opcode %d, %zu bytes)", op, n);
+        else if (op == OP_PING && !c->sent_close)
+            queue_frame(b, c, OP_PONG, p, n);
+        else if (op == OP_CLOSE)
+            on_close_frame(b, c, p, n);
+        else if (op != OP_PING && op != OP_PONG)
+            conn_fail(b, c, "reserved opcode %d", op);
+        return;
+    }
+    if (c->got_close) {
+        conn_fail(b, c, "data frame after the close frame");
+        return;
+    }
+    if (op == OP_CONT) {
+        if (!c->frag_op) {
+            conn_fail(b, c, "continuation frame without a message");
+            return;
+        }
+        if (c->msg.len + n > MAX_MESSAGE) {
+            conn_fail(b, c, "message over %u bytes", MAX_MESSAGE);
+            return;
+        }
+        bbuf_append(&c->msg, p, n);
+        if (fin) {
+            int mop = c->frag_op;
+            c->frag_op = 0;
+            on_message(b, c, mop, c->msg.data, c->msg.len);
+            if (c->state != C_FREE) {
+                c->msg.len = 0;
+                if (c->msg.cap > KEEP_CAP)
+                    bbuf_free(&c->msg);
+            }
+        }
+        return;
+    }
+    if (op != OP_TEXT && op != OP_BINARY) {
+        conn_fail(b, c, "reserved opcode %d", op);
+        return;
+    }
+    if (c->frag_op) {
+        conn_fail(b, c, "new message inside a fragmented one");
+        return;
+    }
+    if (fin) {
+        on_message(b, c, op, p, n);
+    } else {
+        c->frag_op = (uint8_t)op;
+        bbuf_append(&c->msg, p, n);
+    }
+}
+
+/* Parses every complete frame in p; returns the bytes consumed. */
+static size_t parse_frames(struct bench *b, struct conn *c, const uint8_t *p, size_t len)
+{
+    size_t off = 0;
+    while (len - off >= 2 && c->state != C_FREE) {
+        const uint8_t *f = p + off;
+        size_t avail = len - off, hdr = 2;
+        uint64_t plen = f[1] & 0x7f;
+        if (plen == 126) {
+            if (avail < 4)
+                break;
+            plen = (uint64_t)f[2] << 8 | f[3];
+            hdr = 4;
+        } else if (plen == 127) {
+            if (avail < 10)
+                break;
+            plen = 0;
+            for (int i = 0; i < 8; i++)
+                plen = plen << 8 | f[2 + i];
+            hdr = 10;
+        }
+        if (f[0] & 0x70) {
+            conn_fail(b, c, "frame with RSV bits set");
+            break;
+        }
+        if (f[1] & 0x80) {
+            conn_fail(b, c, "masked frame from the server");
+            break;
+        }
+        if (plen > MAX_MESSAGE) {
+            conn_fail(b, c, "frame of %" PRIu64 " bytes", plen);
+            break;
+        }
+        if (avail - hdr < plen)
+            break;
+        off += hdr + (size_t)plen;
+        on_frame(b, c, f[0] & 0x80, f[0] & 0x0f, f + hdr, (size_t)plen);
+    }
+    return off;
+}
+
+/* "Sec-WebSocket-Accept" for the connection's key. */
+static void accept_for(const char *key, char out[29])
+{
+    char in[64];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    int n = snprintf(in, sizeof in, "%s%s", key, WS_GUID);
+    EVP_Digest(in, (size_t)n, md, &mdlen, EVP_sha1(), NULL);
+    EVP_EncodeBlock((unsigned char *)out, md, (int)mdlen);
+}
+
+/* Checks the server's answer head (ending in CRLFCRLF). */
+static bool check_upgrade(struct bench *b, struct conn *c, const uint8_t *p, size_t n)
+{
+    const char *s = (const char *)p, *eol = memchr(s, '\r', n);
+    if (n < 12 || memcmp(s, "HTTP/1.1 101", 12)) {
+        conn_fail(b, c, "the server answered '%.*s' instead of 101", (int)(eol - s), s);
+        return false;
+    }
+    char want[29];
+    accept_for(c->key, want);
+    static const char hname[] = "sec-websocket-accept:";
+    for (const char *line = eol + 2; line < s + n - 2;) {
+        const char *e = memchr(line, '\r', (size_t)(s + n - line));
+        if (!e)
+            break;
+        if ((size_t)(e - line) > sizeof hname - 1 && !strncasecmp(line, hname, sizeof hname - 1)) {
+            const char *v = line + sizeof hname - 1;
+            while (v < e && (*v == ' ' || *v == '\t'))
+                v++;
+            const char *ve = e;
+            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
+                ve--;
+            if (ve - v == 28 && !memcmp(v, want, 28))
+                return true;
+            conn_fail(b, c, "wrong Sec-WebSocket-Accept '%.*s' (expected %s)", (int)(ve - v), v, want);
+            return false;
+        }
+        line = e + 2;
+    }
+    conn_fail(b, c, "101 answer without Sec-WebSocket-Accept");
+    return false;
+}
+
+/* Consumes the handshake answer, then frames; returns the bytes consumed. */
+static size_t conn_input(struct bench *b, struct conn *c, const uint8_t *p, size_t len)
+{
+    size_t off = 0;
+    if (c->state == C_HANDSHAKE) {
+        const uint8_t *end = memmem(p, len, "\r\n\r\n", 4);
+        if (!end) {
+            if (len > MAX_HEAD)
+                conn_fail(b, c, "handshake answer over %d bytes", MAX_HEAD);
+            return 0;
+        }
+        off = (size_t)(end - p) + 4;
+        if (!check_upgrade(b, c, p, off))
+            return off;
+        on_open(b, c);
+    }
+    return off + parse_frames(b, c, p + off, len - off);
+}
+
+/* The server closed TCP: clean after the close handshake, an error before. */
+static void conn_eof(struct bench *b, struct conn *c)
+{
+    if (c->got_close) {
+        b->finished++;
+        conn_finish(b, c);
+    } else if (c->state == C_HANDSHAKE) {
+        conn_fail(b, c, "the server closed the connection during the handshake");
+    } else {
+        conn_fail(b, c, "the server closed TCP without a close frame");
+    }
+}
+
+/* One read (at most RBUF_SIZE bytes) and everything it completes: 1 when the
+ * read filled the buffer, so more may be waiting (epoll is edge-triggered),
+ * 0 after a short read, -1 on EAGAIN, EOF or error.
+ * A small leftover is copied in front of the shared buffer; a big one (a
+ * large frame still arriving) is read into in place. */
+static int conn_read_once(struct bench *b, struct conn *c)
+{
+    size_t have = c->in.len;
+    uint8_t *base;
+    ssize_t n;
+    if (have <= RBUF_HEAD) {
+        base = b->rbuf + RBUF_HEAD - have;
+        if (have)
+            memcpy(base, c->in.data, have);
+        do
+            n = recv(c->fd, b->rbuf + RBUF_HEAD, RBUF_SIZE, 0);
+        while (n < 0 && errno == EINTR);
+    } else {
+        bbuf_reserve(&c->in, RBUF_SIZE);
+        base = c->in.data;
+        do
+            n = recv(c->fd, c->in.data + have, RBUF_SIZE, 0);
+        while (n < 0 && errno == EINTR);
+    }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            conn_fail(b, c, "recv: %s", strerror(errno));
+        return -1;
+    }
+    if (n == 0) {
+        conn_eof(b, c);
+        return -1;
+    }
+    b->reads++;
+    b->now = now_ns();
+    b->last_progress = b->now;
+    size_t total = have + (size_t)n;
+    size_t used = conn_input(b, c, base, total);
+    if (c->state == C_FREE)
+        return -1;
+    size_t keep = total - used;
+    if (base == c->in.data) {
+        memmove(c->in.data, c->in.data + used, keep);
+        c->in.len = keep;
+    } else {
+        c->in.len = 0;
+        if (keep)
+            bbuf_append(&c->in, base + used, keep);
+    }
+    if (!c->in.len && c->in.cap > KEEP_CAP)
+        bbuf_free(&c->in);
+    return n == RBUF_SIZE;
+}
+
+/* Reads while reads fill the buffer; until EAGAIN or EOF when the peer has
+ * closed or is closing (a FIN queued behind the data brings no new edge). */
+static void conn_readable(struct bench *b, struct conn *c, uint32_t ev)
+{
+    bool to_end = ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
+    for (;;) {
+        int r = conn_read_once(b, c);
+        if (r < 0 || c->state == C_FREE || b->failed)
+            return;
+        if (r == 0 && !to_end && !c->got_close)
+            return;
+    }
+}
+
+/* ------------------------------------------------------------ connecting */
+
+static void make_key(struct bench *b, char out[25])
+{
+    uint64_t raw[2] = { rng_next(&b->rng), rng_next(&b->rng) };
+    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)raw, 16);
+}
+
+/* Starts one non-blocking connect in a free slot. */
+static void conn_start(struct bench *b)
+{
+    uint32_t id = b->free_slots[--b->nfree];
+    struct conn *c = &b->c[id];
+    uint8_t pending = c->pending;
+    memset(c, 0, sizeof *c);
+    c->pending = pending;
+    c->fd = -1;
+    c->t_start = now_ns();
+    b->started++;
+    b->opening++;
+    c->state = C_CONNECTING;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        b->free_slots[b->nfree++] = id;
+        c->state = C_FREE;
+        b->opening--;
+        b->errors++;
+        fail(b, "socket: %s (%" PRIu64 " connections started)", strerror(errno), b->started);
+        return;
+    }
+    c->fd = fd;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (b->sources > 1) {
+        struct sockaddr_in src = { .sin_family = AF_INET,
+                                   .sin_addr.s_addr = htonl(0x7f000001u + b->next_source++ % b->sources) };
+        setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+        if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) {
+            conn_fail(b, c, "bind to %s: %s", inet_ntoa(src.sin_addr), strerror(errno));
+            return;
+        }
+    }
+    if (connect(fd, (struct sockaddr *)&b->dst, sizeof b->dst) < 0 && errno != EINPROGRESS) {
+        conn_fail(b, c, "connect: %s", strerror(errno));
+        return;
+    }
+    struct epoll_event e = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.u32 = id };
+    if (epoll_ctl(b->ep, EPOLL_CTL_ADD, fd, &e) < 0)
+        conn_fail(b, c, "epoll_ctl: %s", strerror(errno));
+}
+
+/* TCP is up (or failed): send the upgrade request. */
+static void conn_connected(struct bench *b, struct conn *c, uint32_t ev)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if ((ev & (EPOLLERR | EPOLLHUP)) && getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+        err = errno;
+    if ((ev & (EPOLLERR | EPOLLHUP)) && !err)
+        err = ECONNRESET;
+    if (err) {
+        conn_fail(b, c, "connect: %s", strerror(err));
+        return;
+    }
+    make_key(b, c->key);
+    char req[1024];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: %s:%ld\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
+                     b->o.path, b->o.host, b->o.port, c->key);
+    if (n < 0 || (size_t)n >= sizeof req) {
+        conn_fail(b, c, "request too long");
+        return;
+    }
+    c->state = C_HANDSHAKE;
+    bbuf_append(&c->out, req, (size_t)n);
+    flush_conn(b, c);
+}
+
+static void on_event(struct bench *b, uint32_t id, uint32_t ev)
+{
+    struct conn *c = &b->c[id];
+    if (c->state == C_FREE)
+        return;
+    if (c->state == C_CONNECTING) {
+        conn_connected(b, c, ev);
+        return;
+    }
+    if (ev & EPOLLOUT)
+        flush_conn(b, c);
+    if (c->state != C_FREE && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)))
+        conn_readable(b, c, ev);
+}
+
+/* ------------------------------------------------------------- the loop */
+
+/* Once a second: connections that did not open (or close) within 10 s. */
+static void check_deadlines(struct bench *b)
+{
+    if (b->now - b->last_scan < NS_PER_S)
+        return;
+    b->last_scan = b->now;
+    for (uint32_t i = 0; i < b->nslots && !b->failed; i++) {
+        struct conn *c = &b->c[i];
+        if (c->state == C_FREE || c->state == C_OPEN || b->now - c->t_start < OPEN_TIMEOUT_NS)
+            continue;
+        if (c->state == C_CONNECTING)
+            conn_fail(b, c, "TCP connect not completed within 10 s");
+        else if (c->state == C_HANDSHAKE)
+            conn_fail(b, c, "no handshake answer within 10 s");
+        else if (b->o.w == W_CONNECT)
+            conn_fail(b, c, "close handshake not completed within 10 s");
+    }
+    if (!b->failed && !b->holding && b->now - b->last_progress > STALL_NS)
+        fail(b, "stalled: nothing received for 10 s (%" PRIu64 " of %ld connections open%s)",
+             b->opened - b->finished, b->o.n, b->stopping ? ", waiting for the last messages" : "");
+}
+
+/* Starts connections while there are slots and the handshake window allows. */
+static void open_more(struct bench *b)
+{
+    uint64_t window = b->o.w == W_CONNECT ? (uint64_t)b->o.concurrency : OPEN_WINDOW;
+    while (!b->failed && b->nfree && b->started < (uint64_t)b->o.n && b->opening < window)
+        conn_start(b);
+}
+
+/* One iteration: flush what was queued, wait, handle what came. */
+static void step(struct bench *b, int timeout_ms)
+{
+    flush_all(b);
+    int n = epoll_wait(b->ep, b->events, MAX_EVENTS, timeout_ms);
+    b->now = now_ns();
+    if (n < 0 && errno != EINTR)
+        fail(b, "epoll_wait: %s", strerror(errno));
+    for (int i = 0; i < n && !b->failed; i++)
+        on_event(b, b->events[i].data.u32, b->events[i].events);
+    check_deadlines(b);
+}
+
+/* Runs the loop until done(b), the deadline (0: none) or a failure. */
+static void run_until(struct bench *b, bool (*done)(struct bench *), uint64_t deadline)
+{
+    b->now = now_ns();
+    while (!b->failed && !(done && done(b)) && !(deadline && b->now >= deadline)) {
+        open_more(b);
+        int t = 100;
+        if (deadline) {
+            uint64_t left_ms = (deadline - b->now) / 1000000 + 1;
+            if (left_ms < (uint64_t)t)
+                t = (int)left_ms;
+        }
+        step(b, t);
+    }
+    flush_all(b);
+}
+
+static bool all_open(struct bench *b) { return b->opened >= (uint64_t)b->o.n; }
+static bool all_finished(struct bench *b) { return b->finished >= (uint64_t)b->o.n; }
+static bool echo_drained(struct bench *b)
+{
+    for (uint32_t i = 0; i < b->nslots; i++)
+        if (b->c[i].inflight)
+            return false;
+    return true;
+}
+static bool bcast_drained(struct bench *b) { return b->outstanding == 0; }
+
+/* ----------------------------------------------------- server and client */
+
+static double self_cpu(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+/* utime + stime of the server in seconds; -1 when it cannot be read. */
+static double server_cpu(long pid)
+{
+    if (!pid)
+        return 0;
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    unsigned long long ut = 0, st = 0;
+    /* after ")": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
+    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* VmRSS of the server in kB; -1 when it cannot be read. */
+static long server_rss_kb(long pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    long kb = -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) {
+            kb = strtol(line + 6, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kb;
+}
+
+/* The measured window: what it cost the client and the server. */
+struct window {
+    uint64_t t0, t1;
+    double cpu0, cpu1, srv0, srv1;
+};
+
+static void window_open(struct bench *b, struct window *w, bool reset)
+{
+    if (reset) {
+        b->count = 0;
+        memset(&b->hist, 0, sizeof b->hist);
+    }
+    w->t0 = now_ns();
+    w->cpu0 = self_cpu();
+    b->reads_window = b->reads;
+    w->srv0 = server_cpu(b->o.server_pid);
+    if (w->srv0 < 0)
+        fail(b, "cannot read /proc/%ld/stat (is --server-pid right?)", b->o.server_pid);
+}
+
+static void window_close(struct bench *b, struct window *w)
+{
+    w->t1 = now_ns();
+    w->cpu1 = self_cpu();
+    b->reads_window = b->reads - b->reads_window;
+    w->srv1 = server_cpu(b->o.server_pid);
+    if (w->srv1 < 0) {
+        fail(b, "the server (pid %ld) is gone", b->o.server_pid);
+        w->srv1 = w->srv0;
+    }
+}
+
+/* ------------------------------------------------------------- workloads */
+
+static void open_all(struct bench *b)
+{
+    fprintf(stderr, "wsbench: opening %ld connections to %s:%ld%s (%u source address%s)\n",
+            b->o.n, b->o.host, b->o.port, b->o.path, b->sources, b->sources > 1 ? "es" : "");
+    uint64_t t0 = now_ns();
+    double cpu0 = self_cpu(), srv0 = server_cpu(b->o.server_pid);
+    b->last_progress = t0;
+    run_until(b, all_open, 0);
+    b->open_s = (double)(now_ns() - t0) / 1e9;
+    if (!b->failed)
+        fprintf(stderr, "wsbench: %ld connections open in %.2f s (cpu: client %.2f s, server %.2f s)\n",
+                b->o.n, (double)(now_ns() - t0) / 1e9, self_cpu() - cpu0,
+                server_cpu(b->o.server_pid) - srv0);
+}
+
+/* Warm up, measure for --duration, stop sending and wait for what is in flight. */
+static void measure(struct bench *b, struct window *w, bool (*drained)(struct bench *))
+{
+    b->last_progress = now_ns();
+    if (b->o.warmup > 0) {
+        fprintf(stderr, "wsbench: warming up for %.1f s\n", b->o.warmup);
+        run_until(b, NULL, now_ns() + (uint64_t)(b->o.warmup * 1e9));
+    }
+    if (b->failed)
+        return;
+    fprintf(stderr, "wsbench: measuring for %.1f s\n", b->o.duration);
+    window_open(b, w, true);
+    b->measuring = true;
+    run_until(b, NULL, w->t0 + (uint64_t)(b->o.duration * 1e9));
+    b->measuring = false;
+    window_close(b, w);
+    if (b->failed)
+        return;
+    b->stopping = true;
+    run_until(b, drained, now_ns() + DRAIN_NS);
+}
+
+static void run_echo(struct bench *b, struct window *w)
+{
+    open_all(b);
+    if (b->failed)
+        return;
+    b->now = now_ns();
+    for (uint32_t i = 0; i < b->nslots; i++)
+        for (long k = 0; k < b->o.inflight; k++)
+            echo_send(b, &b->c[i]);
+    measure(b, w, echo_drained);
+    if (!b->failed && !echo_drained(b)) {
+        uint64_t missing = 0;
+        for (uint32_t i = 0; i < b->nslots; i++)
+            missing += b->c[i].inflight;
+        b->lost += missing;
+        fail(b, "%" PRIu64 " messages never came back", missing);
+    }
+}
+
+static void run_broadcast(struct bench *b, struct window *w)
+{
+    open_all(b);
+    if (b->failed)
+        return;
+    for (uint32_t p = 0; p < (uint32_t)b->o.publishers; p++)
+        publish(b, p);
+    measure(b, w, bcast_drained);
+    if (!b->failed && b->outstanding) {
+        uint64_t missing = 0;
+        for (uint64_t m = 0; m < (uint64_t)b->o.n; m++)
+            for (uint32_t p = 0; p < (uint32_t)b->o.publishers; p++)
+                missing += b->pub_seq[p] - b->last_seq[m * (uint64_t)b->o.publishers + p];
+        b->lost += missing;
+        fail(b, "%" PRIu64 " deliveries never arrived", missing);
+    }
+}
+
+static void run_connect(struct bench *b, struct window *w)
+{
+    fprintf(stderr, "wsbench: %ld handshakes to %s:%ld%s, %ld at a time\n",
+            b->o.n, b->o.host, b->o.port, b->o.path, b->o.concurrency);
+    window_open(b, w, true);
+    b->last_progress = w->t0;
+    run_until(b, all_finished, 0);
+    window_close(b, w);
+}
+
+static void run_idle(struct bench *b, struct window *w, long *rss0, long *rss1)
+{
+    if (b->o.server_pid && (*rss0 = server_rss_kb(b->o.server_pid)) < 0) {
+        fail(b, "cannot read /proc/%ld/status (is --server-pid right?)", b->o.server_pid);
+        return;
+    }
+    open_all(b);
+    if (b->failed)
+        return;
+    fprintf(stderr, "wsbench: holding %ld idle connections for %.1f s\n", b->o.n, b->o.duration);
+    window_open(b, w, false);    /* count: the handshakes */
+    b->holding = true;
+    run_until(b, NULL, w->t0 + (uint64_t)(b->o.duration * 1e9));
+    window_close(b, w);
+    if (b->o.server_pid && !b->failed && (*rss1 = server_rss_kb(b->o.server_pid)) < 0)
+        fail(b, "the server (pid %ld) is gone", b->o.server_pid);
+}
+
+static bool all_closed(struct bench *b) { return b->nfree == b->nslots; }
+
+/* After the report: a close handshake on every open connection, so the
+ * server sees clean closes; bounded, and nothing in it changes the result. */
+static void goodbye(struct bench *b)
+{
+    static const uint8_t normal[2] = { 1000 >> 8, 1000 & 255 };
+    b->goodbye = b->stopping = b->holding = true;
+    b->failed = false;
+    b->now = now_ns();
+    for (uint32_t i = 0; i < b->nslots; i++) {
+        struct conn *c = &b->c[i];
+        if (c->state == C_CONNECTING || c->state == C_HANDSHAKE) {
+            conn_finish(b, c);
+        } else if (c->state == C_OPEN) {
+            queue_frame(b, c, OP_CLOSE, normal, 2);
+            c->sent_close = 1;
+            c->state = C_CLOSING;
+        }
+    }
+    b->o.n = 0;                     /* open no more */
+    run_until(b, all_closed, now_ns() + GOODBYE_NS);
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* Connections per source address before another is used: a bit under half
+ * the ephemeral port range. Linux's connect() tries even ports first; once
+ * they are taken every connect() walks the whole range (opening 19000
+ * connections from one address costs ~8 s of kernel CPU instead of 0.6 s). */
+static long per_source(void)
+{
+    long lo = 32768, hi = 60999;
+    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &lo, &hi) != 2 || hi < lo)
+            lo = 32768, hi = 60999;
+        fclose(f);
+    }
+    long n = (hi - lo + 1) * 45 / 100;
+    return n < 1000 ? 1000 : n;
+}
+
+/* Allocates everything the run needs up front; false (with a reason) if it cannot. */
+static bool bench_init(struct bench *b)
+{
+    struct opts *o = &b->o;
+    b->dst.sin_family = AF_INET;
+    b->dst.sin_port = htons((uint16_t)o->port);
+    if (inet_pton(AF_INET, o->host, &b->dst.sin_addr) != 1) {
+        fail(b, "--host %s is not a numeric IPv4 address", o->host);
+        return false;
+    }
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, 0) != sizeof seed)
+        seed = now_ns() ^ (uint64_t)getpid() << 32;
+    b->rng = seed | 1;
+
+    b->nslots = (uint32_t)(o->w == W_CONNECT ? o->concurrency : o->n);
+    struct rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    if ((uint64_t)b->nslots + 16 > (uint64_t)rl.rlim_cur) {
+        fail(b, "%u connections need more descriptors than the open-file limit (%llu)", b->nslots,
+             (unsigned long long)rl.rlim_cur);
+        return false;
+    }
+    bool loopback = (ntohl(b->dst.sin_addr.s_addr) >> 24) == 127;
+    b->sources = (uint32_t)o->sources;
+    if (!b->sources) {
+        long per = per_source();
+        b->sources = loopback ? (uint32_t)((o->n + per - 1) / per) : 1;
+    }
+
+    b->ep = epoll_create1(EPOLL_CLOEXEC);
+    if (b->ep < 0) {
+        fail(b, "epoll_create1: %s", strerror(errno));
+        return false;
+    }
+    b->c = xcalloc(b->nslots, sizeof *b->c);
+    b->free_slots = xcalloc(b->nslots, sizeof *b->free_slots);
+    b->flush = xcalloc(b->nslots, sizeof *b->flush);
+    for (uint32_t i = 0; i < b->nslots; i++) {
+        b->c[i].fd = -1;
+        b->free_slots[b->nfree++] = b->nslots - 1 - i;
+    }
+    b->rbuf = xcalloc(1, RBUF_HEAD + RBUF_SIZE);
+    b->events = xcalloc(MAX_EVENTS, sizeof *b->events);
+    if (o->w == W_ECHO) {
+        b->pat = xcalloc(1, (size_t)o->size + 256);
+        for (size_t i = 0; i < (size_t)o->size + 256; i++)
+            b->pat[i] = (uint8_t)(i * 7 + (i >> 8));
+        b->ring = xcalloc((size_t)b->nslots * (size_t)o->inflight, sizeof *b->ring);
+    }
+    if (o->w == W_BROADCAST || o->w == W_CHAT) {
+        b->tmpl = xcalloc(1, (size_t)o->size + 64);    /* + room for a too-long chat prefix */
+        if (o->w == W_CHAT)
+            memset(b->tmpl, 'x', (size_t)o->size);
+        b->pub_seq = xcalloc((size_t)o->publishers, sizeof *b->pub_seq);
+        b->last_seq = xcalloc((size_t)o->n * (size_t)o->publishers, sizeof *b->last_seq);
+    }
+    return true;
+}
+
+/* ----------------------------------------------------------------- report */
+
+static void report(struct bench *b, const struct window *w, long rss0, long rss1)
+{
+    const struct opts *o = &b->o;
+    double secs = w->t1 > w->t0 ? (double)(w->t1 - w->t0) / 1e9 : 0;
+    double ccpu = w->cpu1 - w->cpu0, scpu = w->srv1 - w->srv0;
+    bool bound = secs >= 0.1 && ccpu > 0.9 * secs && scpu < 0.9 * secs;
+    printf("RESULT workload=%s", workload_names[o->w]);
+    if (o->w == W_BROADCAST || o->w == W_CHAT)
+        printf(" members=%ld conns=%ld publishers=%ld", o->n, o->n, o->publishers);
+    else
+        printf(" conns=%ld", o->n);
+    if (o->w == W_ECHO)
+        printf(" inflight=%ld", o->inflight);
+    if (o->w == W_CONNECT)
+        printf(" concurrency=%ld", o->concurrency);
+    /* idle: the rate is of opening (connections per second until all were open) */
+    double per_s = o->w == W_IDLE ? b->open_s : secs;
+    printf(" size=%ld duration=%.3f count=%" PRIu64 " rate=%.1f", o->size, secs, b->count,
+           per_s > 0 ? (double)b->count / per_s : 0.0);
+    printf(" p50_us=%.1f p99_us=%.1f max_us=%.1f", (double)hist_quantile(&b->hist, 0.50) / 1e3,
+           (double)hist_quantile(&b->hist, 0.99) / 1e3, (double)b->hist.max / 1e3);
+    printf(" lost=%" PRIu64 " reordered=%" PRIu64 " errors=%" PRIu64, b->lost, b->reordered, b->errors);
+    printf(" client_cpu_s=%.3f server_cpu_s=%.3f client_bound=%s", ccpu, scpu, bound ? "yes" : "no");
+    if (b->count && o->w != W_IDLE)
+        printf(" client_ns_per_msg=%.0f server_ns_per_msg=%.0f", ccpu * 1e9 / (double)b->count,
+               scpu * 1e9 / (double)b->count);
+    if (o->w == W_IDLE) {
+        long per = rss1 >= 0 && rss0 >= 0 ? (rss1 - rss0) * 1024 / o->n : 0;
+        printf(" rss_per_conn=%ld rss_before_kb=%ld rss_after_kb=%ld", per, rss0 < 0 ? 0 : rss0,
+               rss1 < 0 ? 0 : rss1);
+    }
+    printf(" open_s=%.3f opened=%" PRIu64 " sources=%u\n", b->open_s,
+           o->w == W_CONNECT ? b->finished : b->opened, b->sources);
+    fflush(stdout);
+}
+
+int main(int argc, char **argv)
+{
+    static struct bench bench;      /* large (histogram); one per process */
+    struct bench *b = &bench;
+    parse_args(argc, argv, &b->o);
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
+
+    struct window w = { 0 };
+    long rss0 = -1, rss1 = -1;
+    if (bench_init(b)) {
+        switch (b->o.w) {
+        case W_ECHO:      run_echo(b, &w); break;
+        case W_BROADCAST:
+        case W_CHAT:      run_broadcast(b, &w); break;
+        case W_CONNECT:   run_connect(b, &w); break;
+        case W_IDLE:      run_idle(b, &w, &rss0, &rss1); break;
+        }
+    }
+    if (w.t1 == 0 && w.t0 != 0)
+        window_close(b, &w);
+    report(b, &w, rss0, rss1);
+    if (b->reads_window && (b->o.w == W_ECHO || b->o.w == W_BROADCAST || b->o.w == W_CHAT))
+        fprintf(stderr, "wsbench: %" PRIu64 " reads in all, %.1f messages counted per read in the window\n",
+                b->reads, b->count && b->reads_window ? (double)b->count / (double)b->reads_window : 0.0);
+
+    uint64_t done = b->o.w == W_CONNECT ? b->finished : b->opened;
+    if (!b->failed && done < (uint64_t)b->o.n)
+        fail(b, "only %" PRIu64 " of %ld connections opened", done, b->o.n);
+    if (!b->failed && (b->lost || b->reordered || b->errors))
+        fail(b, "lost=%" PRIu64 " reordered=%" PRIu64 " errors=%" PRIu64, b->lost, b->reordered, b->errors);
+    bool failed = b->failed;
+    char why[sizeof b->why];
+    memcpy(why, b->why, sizeof why);
+    goodbye(b);
+    if (failed) {
+        fprintf(stderr, "wsbench: FAILED: %s\n", why);
+        return 1;
+    }
+    return 0;
+}
