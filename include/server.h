@@ -40,7 +40,8 @@ struct server {
     int reserve_fd;             /* spare fd, given up to shed a connection when out of fds */
     int static_fd;              /* the static directory, opened once */
     struct conn *conns;         /* live connections */
-    struct conn *pending;       /* connections with output to flush before the next wait */
+    struct conn *pending;       /* connections with output to flush before the next wait, */
+    struct conn **pending_tail; /* in the order they got it (first in, first written) */
     struct conn *dead;          /* closed connections, freed before the next wait */
     struct pool conn_pool;      /* where connections live */
     size_t nconns;

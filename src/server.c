@@ -146,6 +146,7 @@ struct server *server_new(struct loop *loop, const struct config *cfg)
     srv->loop = loop;
     srv->cfg = cfg;
     srv->started_ms = loop_now(loop);
+    srv->pending_tail = &srv->pending;
     pool_init(&srv->conn_pool, sizeof(struct conn), 64);
     srv->static_fd = open(cfg->static_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (srv->static_fd < 0) {
@@ -186,6 +187,7 @@ void server_free(struct server *srv)
     while (srv->conns)
         conn_abort(srv->conns);
     srv->pending = NULL;
+    srv->pending_tail = &srv->pending;
     free_dead(srv);
     if (srv->listener.fd >= 0) {
         loop_io_del(srv->loop, &srv->listener);
@@ -226,8 +228,9 @@ void server_want_flush(struct server *srv, struct conn *c)
     if (c->state == CONN_DEAD || (c->flags & CONN_F_PENDING))
         return;
     c->flags |= CONN_F_PENDING;
-    c->pending_next = srv->pending;
-    srv->pending = c;
+    c->pending_next = NULL;
+    *srv->pending_tail = c;
+    srv->pending_tail = &c->pending_next;
 }
 
 void server_conn_dead(struct server *srv, struct conn *c)
@@ -251,6 +254,8 @@ static void before_wait(struct loop *l, void *data)
     while (srv->pending) {
         struct conn *c = srv->pending;
         srv->pending = c->pending_next;
+        if (!srv->pending)
+            srv->pending_tail = &srv->pending;
         c->flags &= (uint16_t)~CONN_F_PENDING;
         conn_flush(c);
     }
