@@ -248,10 +248,19 @@ void server_conn_dead(struct server *srv, struct conn *c)
     srv->dead = c;
 }
 
+/* Connections written per pass before input is looked at again: a broadcast
+ * to thousands then lets the publishers' next messages join the queues of the
+ * members not yet written, so they go out in the same sendmsg. */
+#define FLUSH_SLICE 128
+
 static void before_wait(struct loop *l, void *data)
 {
     struct server *srv = data;
-    while (srv->pending) {
+    for (unsigned n = 0; srv->pending; n++) {
+        if (n == FLUSH_SLICE) {
+            loop_wake(l);   /* look at input before writing to the rest */
+            break;
+        }
         struct conn *c = srv->pending;
         srv->pending = c->pending_next;
         if (!srv->pending)
