@@ -47,6 +47,16 @@ const char *files_content_type(const char *name)
     return "application/octet-stream";
 }
 
+/* The status for a failed open or fstat. */
+static int status_for(int err)
+{
+    if (err == EACCES || err == EPERM)
+        return 403;
+    if (err == EMFILE || err == ENFILE || err == ENOMEM)
+        return 503;
+    return 404;
+}
+
 static int open_beneath(int root_fd, const char *rel)
 {
     struct open_how how = {
@@ -68,11 +78,12 @@ int files_open(int root_fd, const char *path, struct file_result *res)
         return res->status = 404;
     int fd = open_beneath(root_fd, rel);
     if (fd < 0)
-        return res->status = (errno == EACCES || errno == EPERM) ? 403 : 404;
+        return res->status = status_for(errno);
     struct stat st;
     if (fstat(fd, &st) < 0) {
+        int err = errno;
         close(fd);
-        return res->status = 404;
+        return res->status = status_for(err);
     }
     if (S_ISDIR(st.st_mode)) {
         close(fd);

@@ -80,13 +80,17 @@ static int absolute(char *path, size_t size)
     return 0;
 }
 
+/* Descriptors the server holds besides connections (stdio, epoll, listener,
+ * signalfd, static directory, log, reserve, and a file being sent). */
+#define FDS_RESERVED 16
+
 /* Raises the soft open-file limit to what --max-conns needs, up to the hard limit. */
 static void raise_fd_limit(uint64_t max_conns)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
         return;
-    rlim_t need = (rlim_t)max_conns + 64;
+    rlim_t need = (rlim_t)max_conns + FDS_RESERVED;
     if (rl.rlim_cur >= need)
         return;
     rlim_t want = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
@@ -100,7 +104,8 @@ static void raise_fd_limit(uint64_t max_conns)
         log_msg(LOG_WARN,
                 "open-file limit too low for --max-conns limit=%llu hard=%llu fit=%llu max_conns=%llu",
                 (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
-                (unsigned long long)(rl.rlim_cur > 64 ? rl.rlim_cur - 64 : 0), (unsigned long long)max_conns);
+                (unsigned long long)(rl.rlim_cur > FDS_RESERVED ? rl.rlim_cur - FDS_RESERVED : 0),
+                (unsigned long long)max_conns);
     }
 }
 

@@ -19,6 +19,20 @@ void pool_init(struct pool *p, size_t size, size_t per_chunk)
     p->per_chunk = per_chunk ? per_chunk : 1;
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+/* Under AddressSanitizer every object is its own allocation, so a use after
+ * pool_free is caught instead of hidden by reuse. */
+void *pool_alloc(struct pool *p)
+{
+    return calloc(1, p->size);
+}
+
+void pool_free(struct pool *p, void *obj)
+{
+    (void)p;
+    free(obj);
+}
+#else
 static int grow(struct pool *p)
 {
     struct pool_chunk *c = malloc(CHUNK_HEADER + p->size * p->per_chunk);
@@ -35,20 +49,6 @@ static int grow(struct pool *p)
     return 0;
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-/* Under AddressSanitizer every object is its own allocation, so a use after
- * pool_free is caught instead of hidden by reuse. */
-void *pool_alloc(struct pool *p)
-{
-    return calloc(1, p->size);
-}
-
-void pool_free(struct pool *p, void *obj)
-{
-    (void)p;
-    free(obj);
-}
-#else
 void *pool_alloc(struct pool *p)
 {
     if (!p->free_list && grow(p) < 0)

@@ -117,6 +117,9 @@ static void serve_file(struct conn *c, const struct http_request *req, int keep_
     case 403:
         conn_http_text(c, 403, "forbidden", NULL, keep_alive);
         return;
+    case 503:
+        conn_http_text(c, 503, "server is out of file descriptors or memory", "Retry-After: 1\r\n", keep_alive);
+        return;
     default:
         conn_http_text(c, 404, "not found", NULL, keep_alive);
         return;
