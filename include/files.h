@@ -9,7 +9,8 @@
 #include <time.h>
 
 struct file_result {
-    int status;               /* 200, 301 (a directory: add '/'), 403 or 404 */
+    int status;               /* 200, 301 (a directory: add '/'), 403, 404, or 503 (out of
+                                 descriptors or memory: the file may well exist) */
     int fd;                   /* on 200: open for reading, owned by the caller */
     size_t size;
     time_t mtime;
