@@ -171,11 +171,18 @@ struct server *server_new(struct loop *loop, const struct config *cfg)
     return srv;
 }
 
+/* Frees closed connections, except those still on the flush list (a pass may
+ * stop before reaching them): they are freed once a pass has taken them off. */
 static void free_dead(struct server *srv)
 {
-    while (srv->dead) {
-        struct conn *c = srv->dead;
-        srv->dead = c->next;
+    struct conn **p = &srv->dead;
+    while (*p) {
+        struct conn *c = *p;
+        if (c->flags & CONN_F_PENDING) {
+            p = &c->next;
+            continue;
+        }
+        *p = c->next;
         pool_free(&srv->conn_pool, c);
     }
 }
@@ -186,6 +193,8 @@ void server_free(struct server *srv)
         return;
     while (srv->conns)
         conn_abort(srv->conns);
+    for (struct conn *c = srv->pending; c; c = c->pending_next)
+        c->flags &= (uint16_t)~CONN_F_PENDING;
     srv->pending = NULL;
     srv->pending_tail = &srv->pending;
     free_dead(srv);

@@ -1135,3 +1135,33 @@ def _can_connect(port):
         return True
     except OSError:
         return False
+
+
+def test_members_reset_while_a_broadcast_is_being_written(start_server):
+    """A broadcast to hundreds of members is written in slices; members that
+    reset between two slices die while still waiting to be written. They must
+    be freed only once the flush has passed them (a use after free otherwise:
+    the sanitizer build's soak found it). Run against build/sanitize/wshub in
+    CI, where any such access aborts the server."""
+    srv = start_server("--rate-limit", "0", "--presence-limit", "10")
+    raise_nofile()
+    for round_ in range(3):
+        members = [ws_connect(srv, "/ws/slices") for _ in range(400)]
+        publisher = members[0]
+        burst = b"".join(build_frame(OP_BINARY, struct.pack("!I", i) + b"x" * 1020) for i in range(64))
+        publisher.send_raw(burst)
+        for c in members[100:]:                # reset three quarters while the burst is written
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.sock.close()
+        got = 0
+        deadline = time.monotonic() + 10
+        while got < 64 and time.monotonic() < deadline:
+            m = publisher.recv_message(timeout=5)
+            if m.opcode == OP_BINARY:
+                assert struct.unpack("!I", m.data[:4])[0] == got, "publisher's copies out of order"
+                got += 1
+        assert got == 64, "publisher got %d of its 64 messages back" % got
+        for c in members[:100]:
+            c.close()
+        assert srv.alive(), "wshub died in round %d:\n%s" % (round_, srv.log()[-3000:])
+    serving(srv)
