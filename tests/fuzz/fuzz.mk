@@ -40,7 +40,7 @@ $(FUZZ_DIR)/fuzz_ws: $(FUZZ_SRCS_fuzz_ws)
 $(FUZZ_DIR)/fuzz_close: $(FUZZ_SRCS_fuzz_close)
 $(FUZZ_DIR)/fuzz_command: $(FUZZ_SRCS_fuzz_command)
 $(FUZZ_DIR)/fuzz_json: $(FUZZ_SRCS_fuzz_json)
-$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c $(wildcard include/*.h) | $(FUZZ_DIR)/.deps
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_ref.h $(wildcard include/*.h) | $(FUZZ_DIR)/.deps
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_EXTRA_CFLAGS) $< $(FUZZ_SRCS_fuzz_$*) $(FUZZ_LIBS_fuzz_$*) -o $@
 
