@@ -34,7 +34,6 @@ enum {
 
 static void on_io(struct loop *l, struct loop_io *io, uint32_t events);
 static void arm_timer(struct conn *c);
-static void finish(struct conn *c);
 static void on_timer(struct loop *l, struct loop_timer *t);
 static void process_buffered(struct conn *c);
 
@@ -230,21 +229,22 @@ void conn_http_set_head_only(struct conn *c, int head_only)
 int conn_http_head(struct conn *c, int status, const char *headers, size_t content_length,
                    const void *body, int keep_alive)
 {
-    char date[64];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
     char head[1024];
     int n;
-    if (status == 101)
+    if (status == 101) {
         n = snprintf(head, sizeof(head), "HTTP/1.1 101 Switching Protocols\r\n%s\r\n", headers);
-    else
+    } else {
+        char date[64];
+        time_t now = time(NULL);
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
         n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nServer: wshub\r\nDate: %s\r\n%sContent-Length: %zu\r\n"
                      "Connection: %s\r\n\r\n",
                      status, http_status_text(status), date, headers, content_length,
                      keep_alive ? "keep-alive" : "close");
+    }
     if (n < 0 || (size_t)n >= sizeof(head))
         return -1;
     size_t blen = (body && !(c->flags & CF_HEAD_ONLY)) ? content_length : 0;
