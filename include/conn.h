@@ -69,6 +69,11 @@ struct conn {
 /* Takes ownership of an accepted, non-blocking socket. NULL on failure (fd closed). */
 struct conn *conn_new(struct server *srv, int fd);
 
+/* Encodes one unfragmented frame (header and payload) into a new shared
+ * buffer with one reference, for conn_send_frame; its payload starts at
+ * ws_header_len(len). NULL if out of memory. */
+struct sbuf *conn_frame_new(enum ws_opcode op, const void *payload, size_t len);
+
 /* Queues a reference to a shared, already encoded frame. Returns 0, or -1 when
  * the connection cannot take output (closing, or out of memory). */
 int conn_send_frame(struct conn *c, struct sbuf *frame);

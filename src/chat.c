@@ -69,21 +69,6 @@ static void sink_cut(void *sink)
 
 static const struct hub_sink_ops sink_ops = {sink_send, sink_backlog, sink_cut};
 
-/* Wraps payload in one unfragmented frame. NULL if out of memory. */
-static struct sbuf *make_frame(enum ws_opcode op, const void *payload, size_t len, size_t *payload_off)
-{
-    size_t h = ws_header_len(len);
-    struct sbuf *s = sbuf_new(h + len);
-    if (!s)
-        return NULL;
-    ws_encode_header(s->data, op, len);
-    if (len)
-        memcpy(s->data + h, payload, len);
-    if (payload_off)
-        *payload_off = h;
-    return s;
-}
-
 /* Starts an event in the scratch buffer: {"type":T,"room":R */
 static struct buf *event_begin(struct chat *chat, const char *type, const struct hub_room *room)
 {
@@ -141,7 +126,9 @@ static struct sbuf *event_end(struct chat *chat, size_t *payload_off)
 {
     if (json_append_raw(&chat->json, "}") < 0)
         return NULL;
-    return make_frame(WS_OP_TEXT, chat->json.data, chat->json.len, payload_off);
+    if (payload_off)
+        *payload_off = ws_header_len(chat->json.len);
+    return conn_frame_new(WS_OP_TEXT, chat->json.data, chat->json.len);
 }
 
 static void event_broadcast(struct chat *chat, struct hub_room *room)
@@ -386,7 +373,7 @@ static void chat_message(struct conn *c, enum ws_opcode op, uint8_t *data, size_
         chat_line(chat, cl, (const char *)data, len);
         return;
     }
-    struct sbuf *f = make_frame(WS_OP_BINARY, data, len, NULL);
+    struct sbuf *f = conn_frame_new(WS_OP_BINARY, data, len);
     if (f) {
         hub_broadcast(chat->hub, cl->member.room, f);
         sbuf_unref(f);

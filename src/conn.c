@@ -123,14 +123,22 @@ int conn_send_frame(struct conn *c, struct sbuf *frame)
     return 0;
 }
 
-static int send_frame(struct conn *c, enum ws_opcode op, const void *data, size_t len)
+struct sbuf *conn_frame_new(enum ws_opcode op, const void *payload, size_t len)
 {
     struct sbuf *s = sbuf_new(ws_header_len(len) + len);
     if (!s)
-        return -1;
+        return NULL;
     size_t h = ws_encode_header(s->data, op, len);
     if (len)
-        memcpy(s->data + h, data, len);
+        memcpy(s->data + h, payload, len);
+    return s;
+}
+
+static int send_frame(struct conn *c, enum ws_opcode op, const void *data, size_t len)
+{
+    struct sbuf *s = conn_frame_new(op, data, len);
+    if (!s)
+        return -1;
     count_out(c, s);
     return queue(c, s);
 }
