@@ -81,21 +81,39 @@ int outq_empty(const struct outq *q)
     return q->count == 0;
 }
 
-static void release_head(struct outq *q)
+/* Bytes of the item not yet written. */
+static size_t item_left(const struct outq_item *it)
 {
-    struct outq_item *it = &q->items[q->head];
+    return it->buf ? it->buf->len - it->off : it->file->left;
+}
+
+/* Drops the item's reference, or closes its file. */
+static void item_release(struct outq_item *it)
+{
     if (it->buf) {
         sbuf_unref(it->buf);
     } else {
         close(it->file->fd);
         free(it->file);
     }
-    q->head = (q->head + 1) % q->cap;
-    if (--q->count == 0) {
+}
+
+/* An empty queue holds no memory. */
+static void free_if_empty(struct outq *q)
+{
+    if (q->count == 0) {
         free(q->items);
         q->items = NULL;
         q->head = q->cap = 0;
     }
+}
+
+static void release_head(struct outq *q)
+{
+    item_release(&q->items[q->head]);
+    q->head = (q->head + 1) % q->cap;
+    q->count--;
+    free_if_empty(q);
 }
 
 /* Marks n bytes as sent from the head, releasing finished items. */
@@ -105,7 +123,7 @@ static void advance(struct outq *q, size_t n)
     q->sent += (uint32_t)n;
     while (n > 0) {
         struct outq_item *it = &q->items[q->head];
-        size_t left = it->buf ? it->buf->len - it->off : it->file->left;
+        size_t left = item_left(it);
         if (n < left) {
             if (it->buf) {
                 it->off += (uint32_t)n;
@@ -176,20 +194,11 @@ void outq_drop_unsent(struct outq *q)
     uint32_t keep = head && head->buf && head->off > 0 ? 1 : 0;
     while (q->count > keep) {
         struct outq_item *it = &q->items[(q->head + q->count - 1) % q->cap];
-        q->bytes -= it->buf ? it->buf->len - it->off : it->file->left;
-        if (it->buf) {
-            sbuf_unref(it->buf);
-        } else {
-            close(it->file->fd);
-            free(it->file);
-        }
+        q->bytes -= item_left(it);
+        item_release(it);
         q->count--;
     }
-    if (q->count == 0) {
-        free(q->items);
-        q->items = NULL;
-        q->head = q->cap = 0;
-    }
+    free_if_empty(q);
 }
 
 void outq_clear(struct outq *q)
