@@ -148,7 +148,7 @@ start_server() {
     local name=$1 port=$2 log=$3 cmd
     case "$name" in
         wshub)  cmd=("$WSHUB_BIN" --host 127.0.0.1 --port "$port" --rate-limit 0
-                     --max-conns 50000 --log-level warn) ;;
+                     --binary-rate-limit 0 --binary-byte-rate 0 --max-binary 1m --max-conns 50000 --log-level warn) ;;
         lws)    cmd=("$LWS_BIN" "$port") ;;
         node)   cmd=(node bench/peers/node/server.js "$port") ;;
         python) cmd=("$PY" bench/peers/python/server.py "$port") ;;

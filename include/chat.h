@@ -1,7 +1,8 @@
-/* chat: the chat-room endpoint (/ws/<room>). Turns chat lines into hub
- * actions and hub state into JSON events (protocol version 1): welcome, join,
- * leave, nick, message, members, error. Applies flood control and line
- * limits. Knows nothing of sockets: it talks to conn and the hub. */
+/* chat: the chat-room endpoint (mounted at /ws: /ws/<room>). Turns chat lines
+ * into hub actions and hub state into JSON events (protocol version 1):
+ * welcome, join, leave, nick, message, members, error. Applies flood control
+ * (lines, and binary frames and bytes) and its own message limits. Knows
+ * nothing of sockets: it talks to conn and the hub. */
 #ifndef WSHUB_CHAT_H
 #define WSHUB_CHAT_H
 
@@ -10,16 +11,19 @@
 
 #include "conn.h"
 #include "hub.h"
-#include "stats.h"
+#include "metrics.h"
 
 struct chat;
 
 struct chat_config {
     struct hub_config hub;
-    uint64_t rate_limit;   /* chat lines per second per connection, 0 = off */
-    uint64_t max_line;     /* bytes */
-    uint64_t presence_limit; /* above this many members: no join/leave events,
-                                member lists cut to this length; 0 = no limit */
+    uint32_t rate_limit;         /* chat lines per second per connection, burst 2x; 0 = off */
+    uint32_t binary_rate_limit;  /* binary frames per second per connection, burst 2x; 0 = off */
+    uint32_t binary_byte_rate;   /* binary bytes per second per connection, burst 2x; 0 = off */
+    uint64_t max_line;           /* bytes of a chat line (one trailing line ending not counted) */
+    uint64_t max_binary;         /* bytes of a binary message relayed to a room */
+    uint64_t presence_limit;     /* above this many members: no join/leave events,
+                                    member lists cut to this length; 0 = no limit */
 };
 
 /* Creates the chat endpoint and its hub. NULL if out of memory. */
@@ -28,10 +32,10 @@ struct chat *chat_new(const struct chat_config *cfg);
 /* Frees the chat state (after every connection has closed). */
 void chat_free(struct chat *chat);
 
-/* Fills in the chat's figures (rooms, frames broadcast); a server_stats_fn. */
-void chat_fill_stats(void *chat, struct stats *s);
+/* Writes the chat's figures: rooms, frames broadcast, history bytes held. */
+void chat_metrics(struct chat *chat, struct metrics *m);
 
-/* The endpoint to route /ws paths to. */
+/* The endpoint to mount at /ws (it takes the room from the rest of the path). */
 const struct endpoint *chat_endpoint(const struct chat *chat);
 
 #endif

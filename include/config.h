@@ -18,7 +18,6 @@ struct config {
     char host[256];
     int port;
     char static_dir[CONFIG_PATH_MAX];
-    int static_given;             /* --static was set explicitly */
     unsigned handshake_timeout;   /* seconds */
     unsigned close_timeout;       /* seconds to wait for the peer's close */
     unsigned ping_interval;       /* seconds, 0 = no pings */
@@ -33,6 +32,11 @@ struct config {
     uint64_t max_backlog;         /* bytes */
     uint64_t max_line;            /* bytes */
     uint64_t presence_limit;      /* members; 0 = no limit */
+    uint64_t max_binary;          /* bytes of a binary message relayed to a room */
+    uint64_t binary_rate_limit;   /* binary frames per second per connection, 0 = off */
+    uint64_t binary_byte_rate;    /* binary bytes per second per connection, 0 = off */
+    uint64_t history_bytes;       /* bytes of history per room */
+    uint64_t history_total_bytes; /* bytes of history across all rooms */
     char allow_origin[CONFIG_LIST_MAX][256];
     size_t n_allow_origin;        /* 0 = every origin allowed */
     struct cidr stats_allow[CONFIG_LIST_MAX];
@@ -42,6 +46,7 @@ struct config {
     char log_file[CONFIG_PATH_MAX];   /* empty = stderr */
     int log_level;                /* LOG_ERROR .. LOG_DEBUG */
     char config_file[CONFIG_PATH_MAX];
+    uint64_t given;               /* bit i: the i-th option was set explicitly */
 };
 
 /* Fills cfg with the defaults. */
@@ -52,6 +57,14 @@ void config_defaults(struct config *cfg);
  * to out, or 2 after printing a one-line error to err (the exit code for bad
  * usage). */
 int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE *err);
+
+/* True when the option called name was set on the command line or in the file. */
+int config_given(const struct config *cfg, const char *name);
+
+/* Checks the options against each other (every limit against every other it
+ * multiplies with) and fits the defaults of options not given to the limits
+ * that were. Returns 0, or 2 after printing which options conflict and why. */
+int config_check(struct config *cfg, FILE *err);
 
 /* Reads `key = value` lines from path into cfg. Returns 0, or 2 after printing
  * "wshub: FILE:LINE: problem" to err. */

@@ -1,134 +1,194 @@
-/* conn: one client socket and everything attached to it: its state (HTTP,
- * WebSocket, closing), the unparsed input remainder, the message being
- * reassembled, the output queue and its timer. It reads, runs the pure
- * parsers, hands whole messages to its endpoint, and owns the one path by
- * which a connection ends. It never blocks. */
+/* conn: one client connection, from accept to close: its transport, the
+ * unparsed input, the output queue, its timer and its state (HTTP, WebSocket,
+ * closing). It reads, runs the pure parsers, hands requests and messages up
+ * through callbacks, and owns the one path by which a connection ends. It
+ * never blocks and knows nothing of the server, the router or any endpoint
+ * beyond the callbacks it is given.
+ *
+ * Re-entrancy rule (the same for every layer above): closing never calls back
+ * into the code that closed. conn_close, conn_cut and conn_abort only change
+ * the connection's state; the endpoint hears of it (endpoint.close) at the
+ * loop iteration's safe point, and the memory is freed only after that, so a
+ * pointer to a connection stays valid for the whole iteration and no walk of
+ * a member list is ever changed under its feet. Sending on a closed
+ * connection is a harmless -1. */
 #ifndef WSHUB_CONN_H
 #define WSHUB_CONN_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "buf.h"
 #include "http.h"
 #include "loop.h"
-#include "outq.h"
-#include "stats.h"
+#include "transport.h"
 #include "ws.h"
 
 struct conn;
-struct server;
+struct response_date;
+
+/* Why a connection ended, as counted in /stats and /metrics. */
+enum conn_close_why {
+    CONN_CLOSE_NORMAL,
+    CONN_CLOSE_IDLE,
+    CONN_CLOSE_PROTOCOL,
+    CONN_CLOSE_SLOW,       /* a slow consumer, cut off */
+    CONN_CLOSE_RATE,       /* over a rate limit for too long */
+    CONN_CLOSE_LIMIT,      /* a size or count limit */
+    CONN_CLOSE_SHUTDOWN,
+    CONN_CLOSE_ERROR,
+    CONN_CLOSE_COUNT
+};
+
+/* The name of a close reason in /stats and /metrics ("slow_consumer", ...). */
+const char *conn_close_name(enum conn_close_why why);
+
+/* What the session layer counts; the server owns one for all its connections. */
+struct conn_stats {
+    uint64_t http, websocket;        /* open now */
+    uint64_t messages_in, messages_out;
+    uint64_t bytes_in, bytes_out;
+    uint64_t pings_sent;
+    uint64_t closed[CONN_CLOSE_COUNT];
+};
+
+/* The session layer's limits, filled by main. */
+struct conn_limits {
+    unsigned handshake_timeout;  /* seconds for a request head (and between keep-alive requests); 0 = none */
+    unsigned close_timeout;      /* seconds to wait for the peer's close */
+    unsigned ping_interval;      /* seconds, 0 = no pings */
+    unsigned idle_timeout;       /* seconds, 0 = never */
+    uint64_t max_message;        /* bytes of one WebSocket message (an endpoint may set less) */
+    size_t max_head;             /* bytes of an HTTP request head */
+};
+
+/* What the server gives every connection: the loop, the shared receive
+ * buffer, limits, counters, and the callbacks by which a connection asks for
+ * service. One env serves many connections. */
+struct conn_env {
+    struct loop *loop;
+    uint8_t *rx;                 /* reads land here; leftovers are copied to the connection */
+    size_t rx_size;              /* at least max_head + the largest read */
+    const struct conn_limits *limits;
+    struct conn_stats *stats;
+    const struct transport *transport;
+    struct response_date *date;  /* the Date header, formatted once a second */
+    void *ctx;                   /* for the callbacks */
+    /* A whole request head arrived; answer it with conn_http_* or conn_upgrade. */
+    void (*request)(void *ctx, struct conn *c, const struct http_request *req);
+    /* c has output (or buffered input) to work on before the loop next waits. */
+    void (*want_flush)(void *ctx, struct conn *c);
+    /* c left the WebSocket state with its endpoint still attached: call
+     * conn_detach_endpoint at the iteration's safe point. */
+    void (*closed)(void *ctx, struct conn *c);
+    /* c's socket is closed; free it (conn_size bytes) after the safe point. */
+    void (*dead)(void *ctx, struct conn *c);
+};
 
 /* What an application plugs into a WebSocket path (echo, chat rooms). */
 struct endpoint {
     const char *name;
-    void *ctx;           /* the application's state, for its callbacks */
-    /* Decides on an upgrade before the 101 goes out: returns 0 to accept, or an
-     * HTTP status to refuse with and sets *reason. May be NULL (always accept). */
-    int (*accept)(struct conn *c, const struct http_request *req, const char **reason);
+    void *ctx;             /* the application's state, passed to every callback */
+    uint64_t max_text;     /* bytes of one text message; 0 = the session's max_message */
+    uint64_t max_binary;   /* bytes of one binary message; 0 = the session's max_message */
+    /* Decides on an upgrade before the 101 goes out. subpath is the request
+     * path below the route's mount point ("" or "/..."). Returns 0 to accept,
+     * or an HTTP status to refuse with and sets *reason. May be NULL. */
+    int (*accept)(void *ctx, struct conn *c, const struct http_request *req, struct http_slice subpath,
+                  const char **reason);
     /* The 101 is queued; the connection is open. */
-    void (*open)(struct conn *c);
+    void (*open)(void *ctx, struct conn *c);
     /* A whole text or binary message. data is only valid during the call. */
-    void (*message)(struct conn *c, enum ws_opcode op, uint8_t *data, size_t len);
-    /* The connection is leaving (for any reason); nothing may be sent after this. */
-    void (*close)(struct conn *c);
+    void (*message)(void *ctx, struct conn *c, enum ws_opcode op, uint8_t *data, size_t len);
+    /* The connection has left (for any reason), told at the safe point after
+     * it closed; nothing can be sent to it any more. */
+    void (*close)(void *ctx, struct conn *c);
 };
 
-enum conn_state {
-    CONN_HTTP,     /* reading requests */
-    CONN_WS,       /* WebSocket open */
-    CONN_CLOSING,  /* our final bytes are queued; waiting for them to go and the peer to close */
-    CONN_DEAD,     /* fd closed; freed at the end of the loop iteration */
-};
+/* Bytes the caller must provide for one connection. */
+size_t conn_size(void);
 
-/* The one flag the server owns in conn->flags: on its flush list. Bits above
- * it are conn's own. */
-#define CONN_F_PENDING 0x01u
+/* Sets up a connection in mem (conn_size bytes, zeroed) for an accepted
+ * non-blocking socket, which it now owns. Returns it, or NULL (fd closed). */
+struct conn *conn_init(void *mem, const struct conn_env *env, int fd);
 
-struct conn {
-    struct loop_io io;
-    struct loop_timer timer;
-    struct server *srv;
-    struct conn *prev, *next;   /* the server's live list, then its dead list */
-    struct conn *pending_next;  /* the server's list of connections to flush */
-    struct outq out;
-    struct buf in;              /* bytes read but not yet parsed */
-    struct buf msg;             /* a fragmented or partly received message */
-    struct ws_parser ws;
-    const struct endpoint *ep;
-    void *ep_data;              /* the endpoint's per-connection state */
-    uint32_t last_rx_ms;        /* WebSocket: when the peer last sent anything (loop ms, mod 2^32) */
-    uint32_t last_ping_ms;      /* WebSocket: when we last pinged (loop ms, mod 2^32) */
-    uint32_t http_scanned;
-    uint32_t timer_mark;        /* out.sent when the timer was armed */
-    uint16_t flags;
-    uint8_t state;
-    uint8_t why;                /* enum stats_close: why it is ending */
-};
+/* The endpoint's per-connection state, and setting it (from accept on). */
+void *conn_data(const struct conn *c);
+void conn_set_data(struct conn *c, void *data);
 
-/* Takes ownership of an accepted, non-blocking socket. NULL on failure (fd closed). */
-struct conn *conn_new(struct server *srv, int fd);
+/* The loop's clock in milliseconds, for endpoints that measure time. */
+uint64_t conn_now_ms(const struct conn *c);
 
-/* Encodes one unfragmented frame (header and payload) into a new shared
- * buffer with one reference, for conn_send_frame; its payload starts at
- * ws_header_len(len). NULL if out of memory. */
-struct sbuf *conn_frame_new(enum ws_opcode op, const void *payload, size_t len);
+/* The peer's address. Returns 0 or -1. */
+int conn_peer(const struct conn *c, struct sockaddr_storage *ss, socklen_t *len);
 
-/* Queues a reference to a shared, already encoded frame. Returns 0, or -1 when
- * the connection cannot take output (closing, or out of memory). */
+/* True while the connection is an open WebSocket that takes messages. */
+int conn_is_open(const struct conn *c);
+
+/* Queues a reference to a shared, already encoded frame (see ws_frame_new).
+ * Returns 0, or -1 when the connection takes no output (closing, no memory). */
 int conn_send_frame(struct conn *c, struct sbuf *frame);
 
 /* Encodes and queues one message or control frame. Returns 0 or -1. */
 int conn_send(struct conn *c, enum ws_opcode op, const void *data, size_t len);
 
-/* Bytes queued and not yet written to the socket. */
+/* What the queued output costs: unsent bytes plus a fixed cost per queued
+ * item. This is what a backlog limit compares. */
 size_t conn_backlog(const struct conn *c);
 
-/* Starts the closing handshake: sends a close frame with code and reason
- * (code 0: an empty close), tells the endpoint, and drops TCP once the peer
- * answers or close_timeout passes. For an HTTP connection it just closes. */
+/* Charges the current message with `units` of fan-out work (deliveries), so
+ * that one sender's input is cut into slices per wake-up and others get their
+ * turn. */
+void conn_charge(struct conn *c, size_t units);
+
+/* Starts the closing handshake: a close frame with code and reason (code 0:
+ * an empty close), then TCP is dropped once the peer answers or close_timeout
+ * passes. An HTTP connection just closes once its responses are written. */
 void conn_close(struct conn *c, uint16_t code, const char *reason);
 
 /* conn_close, recording why the connection ends (for /stats). */
-void conn_close_why(struct conn *c, uint16_t code, const char *reason, enum stats_close why);
+void conn_close_why(struct conn *c, uint16_t code, const char *reason, enum conn_close_why why);
 
 /* Cuts off a slow consumer: drops the output it has not started to receive,
- * then closes with 1008. */
+ * then closes with 1008. A no-op unless the WebSocket is open. */
 void conn_cut(struct conn *c, const char *reason);
 
 /* Ends the connection now, without a closing handshake. */
 void conn_abort(struct conn *c);
 
+/* Server shutdown: a WebSocket gets a 1001 close, an idle HTTP connection
+ * closes now, a busy one once its response is sent. */
+void conn_shutdown(struct conn *c);
+
+/* Writes queued output and goes on with buffered input; called by the server
+ * before the loop waits, for connections that asked with want_flush. */
+void conn_flush(struct conn *c);
+
+/* Tells the endpoint that the connection has left (endpoint.close), once; the
+ * server calls it at the safe point for connections reported by `closed`. */
+void conn_detach_endpoint(struct conn *c);
+
 /* Queues an HTTP response head: status line, the extra header lines in
- * `headers` (each ending in CRLF), Content-Length, Connection. When body is
- * not NULL its content_length bytes follow in the same buffer (left out for a
- * HEAD request). With keep_alive 0 the connection closes once it is sent.
- * Returns 0 or -1. */
+ * `headers` (each ending in CRLF, may be NULL), Content-Length, Connection.
+ * When body is not NULL its content_length bytes follow (left out for a HEAD
+ * request). With keep_alive 0 the connection closes once it is sent.
+ * Returns 0, or -1 when it could not be queued (logged; the connection ends). */
 int conn_http_head(struct conn *c, int status, const char *headers, size_t content_length,
                    const void *body, int keep_alive);
 
-/* Queues a text/plain response whose body is `text` plus a newline. */
+/* Queues a text/plain response whose body is `text` plus a newline. Returns 0 or -1 (as above). */
 int conn_http_text(struct conn *c, int status, const char *text, const char *headers, int keep_alive);
 
-/* Queues len bytes of an open file after a head; takes ownership of fd. */
+/* Queues len bytes of an open file after a head; takes ownership of fd.
+ * Returns 0 or -1 (as above). */
 int conn_http_file(struct conn *c, int fd, size_t len);
 
-/* Marks the request being answered as HEAD (no bodies) or not. */
-void conn_http_set_head_only(struct conn *c, int head_only);
-
-/* Completes a checked upgrade request: asks ep->accept (refusing with its
- * status if it says no), queues the 101 with Sec-WebSocket-Accept accept_key,
- * switches to WebSocket and calls ep->open. From a successful accept on,
- * ep->close is guaranteed to run once when the connection ends. */
+/* Completes a checked upgrade: asks ep->accept (refusing with its status if it
+ * says no), queues the 101 with Sec-WebSocket-Accept accept_key and any extra
+ * header lines, switches to WebSocket and calls ep->open. From a successful
+ * accept on, ep->close is guaranteed to run once. */
 void conn_upgrade(struct conn *c, const struct endpoint *ep, const struct http_request *req,
-                  const char *accept_key);
-
-/* Writes queued output; called by the server before the loop waits. */
-void conn_flush(struct conn *c);
-
-/* Server shutdown: a WebSocket gets a 1001 close, an idle HTTP connection
- * closes now, a busy one once its response is sent. The endpoint hears of it
- * only when the connection ends, so no one is told of others leaving. */
-void conn_shutdown(struct conn *c);
+                  struct http_slice subpath, const char *accept_key);
 
 #endif

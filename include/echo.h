@@ -5,7 +5,7 @@
 
 #include "conn.h"
 
-/* The echo endpoint, for server_route. */
+/* The echo endpoint, for router_mount; its messages are bounded by --max-message. */
 extern const struct endpoint echo_endpoint;
 
 #endif

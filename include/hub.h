@@ -1,7 +1,16 @@
-/* hub: chat rooms and their members, history and broadcast. The only place
- * that knows rooms and membership. It never touches a socket: it queues
- * shared frames on members through the sink operations it is given, and cuts
- * slow consumers only after a broadcast has finished walking the member list. */
+/* hub: chat rooms and their members, nicks, history and broadcast. The only
+ * place that knows rooms and membership. It never touches a socket and never
+ * blocks: it queues shared frames on members through the sink operations it is
+ * given. A slow consumer is cut during the walk that finds it: the hub marks
+ * it and calls ops->cut, and the member stays in its room (nick taken,
+ * counted, sent nothing more) until the caller's hub_leave. Nick lookups,
+ * joins and renames take constant expected (amortized) time whatever the room
+ * size and whatever nicks peers choose; history is bounded in events and bytes.
+ *
+ * Re-entrancy rule (the session layer's, see conn.h): nothing the hub calls
+ * calls back into it, and no member leaves while a member list is walked; a
+ * member leaves only through hub_leave, which the chat layer calls at the
+ * loop iteration's safe point. */
 #ifndef WSHUB_HUB_H
 #define WSHUB_HUB_H
 
@@ -9,39 +18,49 @@
 #include <stdint.h>
 
 #include "buf.h"
-#include "command.h"
+
+#define HUB_NICK_MAX 32            /* bytes in a nick, without the NUL */
+#define HUB_ROOM_MAX 64            /* bytes in a room name, without the NUL */
+#define HUB_HISTORY_ITEM_COST 32   /* bytes a history event costs on top of its frame */
 
 struct hub;
 struct hub_room;
 
-/* How the hub reaches a member's connection (its "sink"). */
+/* How the hub reaches a member's connection (its "sink"). None of these may
+ * call back into the hub. */
 struct hub_sink_ops {
-    /* Queues a reference to frame; returns 0 or -1 if the sink takes no more output. */
+    /* Queues a reference to frame; returns 0, or -1 if the sink takes no more
+     * output (the hub then cuts it). */
     int (*send)(void *sink, struct sbuf *frame);
-    /* Bytes queued on the sink and not yet sent. */
+    /* What the sink's queued output costs (unsent bytes plus per-item cost). */
     size_t (*backlog)(void *sink);
-    /* Cuts off a slow consumer. Called outside any walk of a member list; it
-     * is expected to end in hub_leave for this member. */
+    /* Cuts off a slow consumer: marks its connection closing, nothing more.
+     * cut is called during a walk of a member list; it must not call back into
+     * the hub. The member leaves later, through the caller's hub_leave. */
     void (*cut)(void *sink);
 };
 
+/* A history event costs its frame's length plus HUB_HISTORY_ITEM_COST bytes. */
 struct hub_config {
-    size_t history;       /* message events kept per room (0 = none) */
-    size_t max_rooms;     /* rooms kept at once (empty ones are evicted, LRU first) */
-    size_t max_members;   /* per room, 0 = unlimited */
-    size_t max_backlog;   /* unsent bytes after which a member is cut off */
+    size_t history;             /* message events kept per room (0 = none; at most 2^31) */
+    size_t history_bytes;       /* cost of the events kept per room, 0 = no bound */
+    size_t history_total_bytes; /* cost of the events kept in all rooms, 0 = no bound */
+    size_t max_rooms;           /* rooms kept at once (empty ones are evicted, LRU first) */
+    size_t max_members;         /* per room, 0 = unlimited */
+    size_t max_backlog;         /* unsent bytes after which a member is cut off */
 };
 
 /* A member; embedded in the caller's per-connection state. */
 struct hub_member {
     struct hub_room *room;
     void *sink;
+    struct hub_member *nick_next; /* next in its room's nick index chain */
     uint32_t slot;                /* index in the room's member array */
-    uint8_t cut_pending;          /* on the hub's list of members to cut */
-    char nick[COMMAND_NICK_MAX + 1];
+    uint8_t cut;                  /* cut off by the hub: gets nothing more until it leaves */
+    char nick[HUB_NICK_MAX + 1];
 };
 
-/* Creates an empty hub. NULL if out of memory. */
+/* Creates an empty hub. NULL if out of memory or no random hash key. */
 struct hub *hub_new(const struct hub_config *cfg, const struct hub_sink_ops *ops);
 
 /* Frees the hub, its rooms and histories (members must have left). */
@@ -50,33 +69,40 @@ void hub_free(struct hub *h);
 /* Checks that a member could join room `name` now. Returns 0, or 503 with *reason. */
 int hub_can_join(struct hub *h, const char *name, const char **reason);
 
-/* Adds m (with sink) to room `name`, creating the room if needed. The nick is
- * want (a valid nick, or NULL for guest-<n>), with a numeric suffix when it is
- * taken. Nothing is sent. Returns 0, or 503 with *reason. */
+/* Adds m (with sink) to room `name` (at most HUB_ROOM_MAX bytes), creating the
+ * room if needed. The nick is want (a valid nick, or NULL for guest-<n>), or
+ * want with a numeric suffix k >= 2 when taken (k from a per-room counter, so
+ * not always the smallest free one). Nothing is sent. Returns 0, or 503 with *reason. */
 int hub_join(struct hub *h, struct hub_member *m, const char *name, const char *want, void *sink,
              const char **reason);
 
-/* Removes m from its room. Nothing is sent; an emptied room is kept for its history. */
+/* Removes m from its room, cut or not. Nothing is sent; an emptied room is kept for its history. */
 void hub_leave(struct hub *h, struct hub_member *m);
 
 /* Renames m to nick (valid). Returns 0, or -1 when another member has it. */
 int hub_rename(struct hub *h, struct hub_member *m, const char *nick);
 
-/* Queues frame on every member of room, then cuts the members whose backlog
- * had passed max_backlog (they get no more frames). */
+/* Queues frame on every member of room that is not cut; a member whose backlog
+ * would pass max_backlog, or whose sink refuses, is cut instead. */
 void hub_broadcast(struct hub *h, struct hub_room *room, struct sbuf *frame);
 
-/* Queues frame on one member, with the same slow-consumer rule. */
+/* Queues frame on one member, with the same rules. */
 void hub_send(struct hub *h, struct hub_member *m, struct sbuf *frame);
 
 /* Keeps a message event in room's history: frame holds a whole encoded frame,
- * the event's JSON starts at payload_off. Older events fall off. */
+ * the event's JSON starts at payload_off. The room's oldest events fall off to
+ * stay within history and history_bytes, then the oldest events of the rooms
+ * least recently pushed to, to stay within history_total_bytes. An event that
+ * alone passes a byte bound, or finds no memory, is not kept. */
 void hub_history_push(struct hub *h, struct hub_room *room, struct sbuf *frame, size_t payload_off);
+
+/* Total cost of the history events kept in all rooms, in bytes. */
+size_t hub_history_bytes(const struct hub *h);
 
 /* The room's name. */
 const char *hub_room_name(const struct hub_room *room);
 
-/* Number of members in the room. */
+/* Number of members in the room, cut ones included. */
 size_t hub_room_count(const struct hub_room *room);
 
 /* The i-th member (0 <= i < count), in no particular order. */
@@ -96,5 +122,9 @@ size_t hub_room_total(const struct hub *h);
 
 /* Number of broadcasts so far (frames fanned out to a room). */
 uint64_t hub_broadcast_total(const struct hub *h);
+
+/* Entries of nick indexes and suffix counters compared so far: the cost of
+ * nick lookups, which stays constant per join or rename on average. */
+uint64_t hub_nick_probes(const struct hub *h);
 
 #endif

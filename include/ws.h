@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
+
 enum ws_opcode {
     WS_OP_CONT = 0x0,
     WS_OP_TEXT = 0x1,
@@ -54,8 +56,9 @@ struct ws_event {
 
 struct ws_parser {
     uint64_t remaining;   /* payload bytes left in the current data frame */
-    uint64_t msg_len;     /* bytes of the current message so far (for max_message) */
-    uint64_t max_message; /* 0 = unlimited */
+    uint64_t msg_len;     /* bytes of the current message so far (for the limits) */
+    uint64_t max_text;    /* bytes of a text message, 0 = unlimited */
+    uint64_t max_binary;  /* bytes of a binary message, 0 = unlimited */
     uint8_t mask[4];
     uint8_t utf8_state;
     uint8_t fail_reason;  /* index of the error's description */
@@ -73,6 +76,10 @@ struct ws_parser {
  * as its header is read, before any payload is buffered. */
 void ws_parser_init(struct ws_parser *p, uint64_t max_message);
 
+/* Sets separate bounds for text and binary messages (0 = unlimited), with
+ * the same 1009 as soon as a header would pass them. Call before parsing. */
+void ws_parser_set_limits(struct ws_parser *p, uint64_t max_text, uint64_t max_binary);
+
 /* Parses buf[0..len) and fills *ev with the next event. Returns the number of
  * bytes consumed (possibly > 0 with WS_EV_NEED_MORE, when only a header was
  * taken); the caller drops them and calls again with the rest until the event
@@ -88,6 +95,11 @@ uint16_t ws_close_payload_check(const uint8_t *payload, size_t len);
 
 /* True when a peer may send this code in a close frame (RFC 6455 section 7.4). */
 int ws_close_code_valid(unsigned code);
+
+/* Encodes one unfragmented frame (header and payload) into a new shared
+ * buffer with one reference, ready to queue on any number of connections;
+ * its payload starts at ws_header_len(len). NULL if out of memory. */
+struct sbuf *ws_frame_new(enum ws_opcode op, const void *payload, size_t len);
 
 /* Writes an unmasked frame header with FIN set for a payload of len bytes.
  * out must hold WS_MAX_HEADER bytes. Returns the header length (2, 4 or 10). */

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Soak test: starts wshub (WSHUB_BIN, default build/wshub) with --rate-limit 0
+# Soak test: starts wshub (WSHUB_BIN, default build/wshub) with --rate-limit 0,
 # --max-backlog 1m --log-level warn and runs tests/soak/soak.py against it:
 # thousands of chat clients joining, chatting, leaving and being killed, a
 # binary fire-hose with slow consumers, every delivery checked; then the
@@ -48,7 +48,7 @@ fi
 
 LOG=$(mktemp /tmp/wshub-soak-log.XXXXXX)
 "$BIN" --host 127.0.0.1 --port "$PORT" --static "$ROOT/static" \
-    --rate-limit 0 --max-backlog 1m --log-level warn >"$LOG" 2>&1 &
+    --rate-limit 0 --binary-rate-limit 0 --binary-byte-rate 0 --max-backlog 1m --log-level warn >"$LOG" 2>&1 &
 PID=$!
 # shellcheck disable=SC2317  # called through trap
 cleanup() {

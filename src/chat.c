@@ -1,7 +1,9 @@
 /* chat: the chat protocol over the hub. Parses the room from the path and the
  * nick from the query at the handshake, turns each text line into a command,
  * builds each JSON event once into a shared frame, and relays binary frames.
- * Owns flood control. No sockets: output goes through the hub and conn. */
+ * Owns flood control, with the loop's clock read through conn. No sockets:
+ * output goes through the hub and conn. An event that could not be built
+ * whole (out of memory) is never sent half-built: it is dropped and counted. */
 #include "chat.h"
 
 #include <stdlib.h>
@@ -10,38 +12,38 @@
 
 #include "command.h"
 #include "json.h"
+#include "log.h"
 #include "pool.h"
+#include "ratelimit.h"
 #include "ws.h"
 
-#define FLOOD_CLOSE_MS 10000   /* flooding this long closes the connection */
-#define RATE_WARN_MS 1000      /* at most one rate_limited error per this */
 #define NICK_QUERY_MAX 256
+
+_Static_assert(COMMAND_NICK_MAX <= HUB_NICK_MAX, "a valid nick must fit the hub's nick");
+_Static_assert(COMMAND_ROOM_MAX <= HUB_ROOM_MAX, "a valid room name must fit the hub's room name");
 
 struct chat {
     struct endpoint ep;
     struct chat_config cfg;
+    struct ratelimit_rule lines, frames, bytes;
     struct hub *hub;
     struct pool clients;      /* where struct chat_client lives */
     struct buf json;          /* scratch for building events, reused */
+    int json_failed;          /* an append to json ran out of memory */
+    uint64_t events_failed;   /* events dropped because they could not be built */
 };
 
 /* One member's state; small, since every idle connection in a room has one.
- * Times are monotonic milliseconds modulo 2^32, compared by difference. */
+ * Times are the loop's milliseconds modulo 2^32, compared by difference. */
 struct chat_client {
     struct hub_member member;   /* member.sink is the struct conn */
-    uint32_t tokens;            /* thousandths of a line */
-    uint32_t refill_ms;
-    uint32_t flood_since_ms;
-    uint32_t last_drop_ms;
-    uint32_t last_warn_ms;
-    uint8_t flooding;
+    struct ratelimit_bucket lines, frames, bytes;
+    struct ratelimit_flood flood;
 };
 
-static uint32_t mono_ms(void)
+static uint32_t now_ms(const struct chat_client *cl)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+    return (uint32_t)conn_now_ms(cl->member.sink);
 }
 
 static uint64_t epoch_ms(void)
@@ -69,32 +71,48 @@ static void sink_cut(void *sink)
 
 static const struct hub_sink_ops sink_ops = {sink_send, sink_backlog, sink_cut};
 
+/* Appends to the event being built, remembering any failure. */
+static void put_raw(struct chat *chat, const char *raw)
+{
+    chat->json_failed |= json_append_raw(&chat->json, raw) < 0;
+}
+
+static void put_string(struct chat *chat, const char *s, size_t n)
+{
+    chat->json_failed |= json_append_string(&chat->json, s, n) < 0;
+}
+
+static void put_bytes(struct chat *chat, const void *p, size_t n)
+{
+    chat->json_failed |= buf_append(&chat->json, p, n) < 0;
+}
+
 /* Starts an event in the scratch buffer: {"type":T,"room":R */
-static struct buf *event_begin(struct chat *chat, const char *type, const struct hub_room *room)
+static void event_begin(struct chat *chat, const char *type, const struct hub_room *room)
 {
-    struct buf *b = &chat->json;
-    b->len = 0;
-    json_append_raw(b, "{\"type\":\"");
-    json_append_raw(b, type);
-    json_append_raw(b, "\",\"room\":");
-    json_append_cstring(b, hub_room_name(room));
-    return b;
+    chat->json.len = 0;
+    chat->json_failed = 0;
+    put_raw(chat, "{\"type\":\"");
+    put_raw(chat, type);
+    put_raw(chat, "\",\"room\":");
+    const char *name = hub_room_name(room);
+    put_string(chat, name, strlen(name));
 }
 
-static void field_string(struct buf *b, const char *key, const char *s, size_t n)
+static void field_string(struct chat *chat, const char *key, const char *s, size_t n)
 {
-    json_append_raw(b, ",\"");
-    json_append_raw(b, key);
-    json_append_raw(b, "\":");
-    json_append_string(b, s, n);
+    put_raw(chat, ",\"");
+    put_raw(chat, key);
+    put_raw(chat, "\":");
+    put_string(chat, s, n);
 }
 
-static void field_u64(struct buf *b, const char *key, uint64_t v)
+static void field_u64(struct chat *chat, const char *key, uint64_t v)
 {
-    json_append_raw(b, ",\"");
-    json_append_raw(b, key);
-    json_append_raw(b, "\":");
-    json_append_u64(b, v);
+    put_raw(chat, ",\"");
+    put_raw(chat, key);
+    put_raw(chat, "\":");
+    chat->json_failed |= json_append_u64(&chat->json, v) < 0;
 }
 
 /* Whether a room of this size still gets join and leave events and whole
@@ -106,29 +124,36 @@ static int presence_on(const struct chat *chat, size_t members)
 }
 
 /* ,"count":K,"members":[...] with at most presence_limit nicks. */
-static void field_members(struct chat *chat, struct buf *b, const struct hub_room *room)
+static void field_members(struct chat *chat, const struct hub_room *room)
 {
     size_t n = hub_room_count(room);
     if (!presence_on(chat, n))
         n = chat->cfg.presence_limit;
-    field_u64(b, "count", hub_room_count(room));
-    json_append_raw(b, ",\"members\":[");
+    field_u64(chat, "count", hub_room_count(room));
+    put_raw(chat, ",\"members\":[");
     for (size_t i = 0; i < n; i++) {
+        const char *nick = hub_room_member(room, i)->nick;
         if (i)
-            json_append_raw(b, ",");
-        json_append_cstring(b, hub_room_member(room, i)->nick);
+            put_raw(chat, ",");
+        put_string(chat, nick, strlen(nick));
     }
-    json_append_raw(b, "]");
+    put_raw(chat, "]");
 }
 
-/* Closes the event in the scratch buffer and frames it; NULL if out of memory. */
+/* Closes the event in the scratch buffer and frames it; NULL (counted and
+ * logged) if it could not be built whole. */
 static struct sbuf *event_end(struct chat *chat, size_t *payload_off)
 {
-    if (json_append_raw(&chat->json, "}") < 0)
+    put_raw(chat, "}");
+    struct sbuf *f = chat->json_failed ? NULL : ws_frame_new(WS_OP_TEXT, chat->json.data, chat->json.len);
+    if (!f) {
+        if (chat->events_failed++ == 0)
+            log_msg(LOG_ERROR, "chat event dropped: out of memory (counted in /stats events_failed)");
         return NULL;
+    }
     if (payload_off)
         *payload_off = ws_header_len(chat->json.len);
-    return conn_frame_new(WS_OP_TEXT, chat->json.data, chat->json.len);
+    return f;
 }
 
 static void event_broadcast(struct chat *chat, struct hub_room *room)
@@ -151,21 +176,22 @@ static void event_send(struct chat *chat, struct chat_client *cl)
 
 static void send_error(struct chat *chat, struct chat_client *cl, const char *code, const char *text)
 {
-    struct buf *b = event_begin(chat, "error", cl->member.room);
-    field_string(b, "code", code, strlen(code));
-    field_string(b, "text", text, strlen(text));
+    event_begin(chat, "error", cl->member.room);
+    field_string(chat, "code", code, strlen(code));
+    field_string(chat, "text", text, strlen(text));
     event_send(chat, cl);
 }
 
-/* Parses /ws, /ws/ or /ws/NAME into room (NUL-terminated). Returns 0 or -1. */
-static int room_from_path(struct http_slice path, char *room)
+/* Parses the path below the mount point: "" or "/" (the lobby), or "/NAME",
+ * into room (NUL-terminated). Returns 0 or -1. */
+static int room_from_path(struct http_slice rest, char *room)
 {
-    if (path.n == 3 || path.n == 4) {   /* "/ws" or "/ws/" */
+    if (rest.n <= 1) {
         strcpy(room, "lobby");
         return 0;
     }
-    const char *name = path.p + 4;
-    size_t n = path.n - 4;
+    const char *name = rest.p + 1;
+    size_t n = rest.n - 1;
     if (!command_room_valid(name, n))
         return -1;
     memcpy(room, name, n);
@@ -173,11 +199,12 @@ static int room_from_path(struct http_slice path, char *room)
     return 0;
 }
 
-static int chat_accept(struct conn *c, const struct http_request *req, const char **reason)
+static int chat_accept(void *ctx, struct conn *c, const struct http_request *req, struct http_slice rest,
+                       const char **reason)
 {
-    struct chat *chat = c->ep->ctx;
+    struct chat *chat = ctx;
     char room[COMMAND_ROOM_MAX + 1], nick[NICK_QUERY_MAX];
-    if (room_from_path(req->path, room) < 0) {
+    if (room_from_path(rest, room) < 0) {
         *reason = "invalid room name: use 1 to 64 of A-Z a-z 0-9 _ - .";
         return 400;
     }
@@ -196,91 +223,77 @@ static int chat_accept(struct conn *c, const struct http_request *req, const cha
         pool_free(&chat->clients, cl);
         return status;
     }
-    cl->tokens = (uint32_t)(2 * chat->cfg.rate_limit * 1000 < UINT32_MAX ? 2 * chat->cfg.rate_limit * 1000
-                                                                          : UINT32_MAX);
-    cl->refill_ms = cl->last_warn_ms = mono_ms() - RATE_WARN_MS;
-    c->ep_data = cl;
+    uint32_t now = now_ms(cl);
+    ratelimit_bucket_init(&cl->lines, &chat->lines, now);
+    ratelimit_bucket_init(&cl->frames, &chat->frames, now);
+    ratelimit_bucket_init(&cl->bytes, &chat->bytes, now);
+    ratelimit_flood_init(&cl->flood, now);
+    conn_set_data(c, cl);
     return 0;
 }
 
-static void chat_open(struct conn *c)
+static void chat_open(void *ctx, struct conn *c)
 {
-    struct chat *chat = c->ep->ctx;
-    struct chat_client *cl = c->ep_data;
+    struct chat *chat = ctx;
+    struct chat_client *cl = conn_data(c);
     struct hub_room *room = cl->member.room;
-    struct buf *b = event_begin(chat, "welcome", room);
-    field_string(b, "nick", cl->member.nick, strlen(cl->member.nick));
-    field_members(chat, b, room);
-    json_append_raw(b, ",\"history\":[");
+    event_begin(chat, "welcome", room);
+    field_string(chat, "nick", cl->member.nick, strlen(cl->member.nick));
+    field_members(chat, room);
+    put_raw(chat, ",\"history\":[");
     for (size_t i = 0; i < hub_room_history_count(room); i++) {
         size_t len;
         const uint8_t *ev = hub_room_history(room, i, &len);
         if (i)
-            json_append_raw(b, ",");
-        buf_append(b, ev, len);
+            put_raw(chat, ",");
+        put_bytes(chat, ev, len);
     }
-    json_append_raw(b, "]");
+    put_raw(chat, "]");
     event_send(chat, cl);
-    if (c->ep_data != cl)
-        return;   /* cut off already: a welcome bigger than --max-backlog */
 
     if (!presence_on(chat, hub_room_count(room)))
         return;
-    b = event_begin(chat, "join", room);
-    field_string(b, "nick", cl->member.nick, strlen(cl->member.nick));
-    field_u64(b, "count", hub_room_count(room));
+    event_begin(chat, "join", room);
+    field_string(chat, "nick", cl->member.nick, strlen(cl->member.nick));
+    field_u64(chat, "count", hub_room_count(room));
     event_broadcast(chat, room);
 }
 
-static void chat_close(struct conn *c)
+static void chat_close(void *ctx, struct conn *c)
 {
-    struct chat *chat = c->ep->ctx;
-    struct chat_client *cl = c->ep_data;
+    struct chat *chat = ctx;
+    struct chat_client *cl = conn_data(c);
     struct hub_room *room = cl->member.room;
-    char nick[COMMAND_NICK_MAX + 1];
+    char nick[HUB_NICK_MAX + 1];
     memcpy(nick, cl->member.nick, sizeof(nick));
     hub_leave(chat->hub, &cl->member);
-    c->ep_data = NULL;
+    conn_set_data(c, NULL);
     pool_free(&chat->clients, cl);
     if (hub_room_count(room) && presence_on(chat, hub_room_count(room) + 1)) {
-        struct buf *b = event_begin(chat, "leave", room);
-        field_string(b, "nick", nick, strlen(nick));
-        field_u64(b, "count", hub_room_count(room));
+        event_begin(chat, "leave", room);
+        field_string(chat, "nick", nick, strlen(nick));
+        field_u64(chat, "count", hub_room_count(room));
         event_broadcast(chat, room);
     }
 }
 
-/* Token bucket: rate lines a second, burst 2 x rate. Returns 1 when the line may
- * pass; otherwise answers rate_limited (at most once a second), and closes a
- * client that has flooded for FLOOD_CLOSE_MS. Flooding ends after a quiet second. */
-static int rate_allow(struct chat *chat, struct chat_client *cl)
+/* Applies a bucket's answer to the flood state. Returns 1 when the message
+ * may pass; otherwise answers rate_limited (at most once a second), and
+ * closes a client that has flooded for RATELIMIT_FLOOD_CLOSE_MS. */
+static int flood_check(struct chat *chat, struct chat_client *cl, int allowed, uint32_t now)
 {
-    uint64_t rate = chat->cfg.rate_limit;
-    if (!rate)
+    switch (ratelimit_flood_note(&cl->flood, allowed, now)) {
+    case RATELIMIT_PASS:
         return 1;
-    uint32_t now = mono_ms();
-    uint64_t cap = 2 * rate * 1000, tokens = cl->tokens + (uint64_t)(uint32_t)(now - cl->refill_ms) * rate;
-    cl->tokens = (uint32_t)(tokens > cap ? cap : tokens > UINT32_MAX ? UINT32_MAX : tokens);
-    cl->refill_ms = now;
-    if (cl->flooding && now - cl->last_drop_ms > 1000)
-        cl->flooding = 0;
-    if (cl->tokens >= 1000) {
-        cl->tokens -= 1000;
-        return 1;
-    }
-    if (!cl->flooding) {
-        cl->flooding = 1;
-        cl->flood_since_ms = now;
-    }
-    cl->last_drop_ms = now;
-    if (now - cl->flood_since_ms >= FLOOD_CLOSE_MS) {
-        conn_close_why(cl->member.sink, WS_CLOSE_POLICY, "flooding: over the rate limit for 10 seconds",
-                       STATS_CLOSE_RATE);
-        return 0;
-    }
-    if (now - cl->last_warn_ms >= RATE_WARN_MS) {
-        cl->last_warn_ms = now;
+    case RATELIMIT_WARN:
         send_error(chat, cl, "rate_limited", "too many messages: slow down");
+        return 0;
+    case RATELIMIT_CLOSE:
+        conn_close_why(cl->member.sink, WS_CLOSE_POLICY, "flooding: over the rate limit for 10 seconds",
+                       CONN_CLOSE_RATE);
+        return 0;
+    case RATELIMIT_DROP:
+        break;
     }
     return 0;
 }
@@ -288,25 +301,26 @@ static int rate_allow(struct chat *chat, struct chat_client *cl)
 static void say(struct chat *chat, struct chat_client *cl, const char *text, size_t len, int action)
 {
     struct hub_room *room = cl->member.room;
-    struct buf *b = event_begin(chat, "message", room);
-    field_string(b, "nick", cl->member.nick, strlen(cl->member.nick));
-    field_string(b, "text", text, len);
-    field_u64(b, "seq", hub_room_next_seq(room));
-    field_u64(b, "ts", epoch_ms());
+    event_begin(chat, "message", room);
+    field_string(chat, "nick", cl->member.nick, strlen(cl->member.nick));
+    field_string(chat, "text", text, len);
+    field_u64(chat, "seq", hub_room_next_seq(room));
+    field_u64(chat, "ts", epoch_ms());
     if (action)
-        json_append_raw(b, ",\"action\":true");
+        put_raw(chat, ",\"action\":true");
     size_t off;
     struct sbuf *f = event_end(chat, &off);
     if (!f)
         return;
     hub_history_push(chat->hub, room, f, off);
     hub_broadcast(chat->hub, room, f);
+    conn_charge(cl->member.sink, hub_room_count(room));
     sbuf_unref(f);
 }
 
 static void rename_member(struct chat *chat, struct chat_client *cl, const char *name, size_t len)
 {
-    char nick[COMMAND_NICK_MAX + 1];
+    char nick[HUB_NICK_MAX + 1];
     if (!command_nick_valid(name, len)) {
         send_error(chat, cl, "bad_nick", "a nick is 1 to 32 bytes of printable UTF-8 without spaces");
         return;
@@ -315,31 +329,33 @@ static void rename_member(struct chat *chat, struct chat_client *cl, const char 
     nick[len] = '\0';
     if (strcmp(nick, cl->member.nick) == 0)
         return;
-    char old[COMMAND_NICK_MAX + 1];
+    char old[HUB_NICK_MAX + 1];
     memcpy(old, cl->member.nick, sizeof(old));
     if (hub_rename(chat->hub, &cl->member, nick) < 0) {
         send_error(chat, cl, "nick_taken", "that nick is taken in this room");
         return;
     }
-    struct buf *b = event_begin(chat, "nick", cl->member.room);
-    field_string(b, "old", old, strlen(old));
-    field_string(b, "nick", nick, len);
+    event_begin(chat, "nick", cl->member.room);
+    field_string(chat, "old", old, strlen(old));
+    field_string(chat, "nick", nick, len);
     event_broadcast(chat, cl->member.room);
+    conn_charge(cl->member.sink, hub_room_count(cl->member.room));
 }
 
 static void chat_line(struct chat *chat, struct chat_client *cl, const char *line, size_t len)
 {
-    if (!rate_allow(chat, cl))
+    uint32_t now = now_ms(cl);
+    if (!flood_check(chat, cl, ratelimit_bucket_take(&cl->lines, &chat->lines, 1, now), now))
         return;
-    if (len > chat->cfg.max_line) {
-        send_error(chat, cl, "too_long", "line is longer than the server accepts");
-        return;
-    }
     /* A line typed into websocat arrives with its newline: one line ending is not text. */
     if (len > 0 && line[len - 1] == '\n')
         len--;
     if (len > 0 && line[len - 1] == '\r')
         len--;
+    if (len > chat->cfg.max_line) {
+        send_error(chat, cl, "too_long", "line is longer than the server accepts");
+        return;
+    }
     struct command cmd;
     command_parse(line, len, &cmd);
     switch (cmd.kind) {
@@ -353,9 +369,10 @@ static void chat_line(struct chat *chat, struct chat_client *cl, const char *lin
         rename_member(chat, cl, cmd.arg, cmd.arg_len);
         break;
     case CMD_WHO: {
-        struct buf *b = event_begin(chat, "members", cl->member.room);
-        field_members(chat, b, cl->member.room);
+        event_begin(chat, "members", cl->member.room);
+        field_members(chat, cl->member.room);
         event_send(chat, cl);
+        conn_charge(cl->member.sink, hub_room_count(cl->member.room));
         break;
     }
     case CMD_UNKNOWN:
@@ -365,19 +382,38 @@ static void chat_line(struct chat *chat, struct chat_client *cl, const char *lin
     }
 }
 
-static void chat_message(struct conn *c, enum ws_opcode op, uint8_t *data, size_t len)
+/* Relays a binary message to the room, within the sender's frame and byte rates. */
+static void relay_binary(struct chat *chat, struct chat_client *cl, const uint8_t *data, size_t len)
 {
-    struct chat *chat = c->ep->ctx;
-    struct chat_client *cl = c->ep_data;
-    if (op == WS_OP_TEXT) {
-        chat_line(chat, cl, (const char *)data, len);
+    uint32_t now = now_ms(cl);
+    int allowed = ratelimit_bucket_take(&cl->bytes, &chat->bytes, (uint32_t)len, now) &&
+                  ratelimit_bucket_take(&cl->frames, &chat->frames, 1, now);
+    if (!flood_check(chat, cl, allowed, now))
+        return;
+    struct sbuf *f = ws_frame_new(WS_OP_BINARY, data, len);
+    if (!f) {
+        conn_close(cl->member.sink, WS_CLOSE_INTERNAL, "out of memory");
         return;
     }
-    struct sbuf *f = conn_frame_new(WS_OP_BINARY, data, len);
-    if (f) {
-        hub_broadcast(chat->hub, cl->member.room, f);
-        sbuf_unref(f);
-    }
+    hub_broadcast(chat->hub, cl->member.room, f);
+    conn_charge(cl->member.sink, hub_room_count(cl->member.room));
+    sbuf_unref(f);
+}
+
+static void chat_message(void *ctx, struct conn *c, enum ws_opcode op, uint8_t *data, size_t len)
+{
+    struct chat *chat = ctx;
+    struct chat_client *cl = conn_data(c);
+    if (op == WS_OP_TEXT)
+        chat_line(chat, cl, (const char *)data, len);
+    else
+        relay_binary(chat, cl, data, len);
+}
+
+/* A rule with burst twice the rate, saturating. */
+static struct ratelimit_rule rule_2x(uint32_t rate)
+{
+    return (struct ratelimit_rule){rate, rate > UINT32_MAX / 2 ? UINT32_MAX : rate * 2};
 }
 
 struct chat *chat_new(const struct chat_config *cfg)
@@ -386,15 +422,22 @@ struct chat *chat_new(const struct chat_config *cfg)
     if (!chat)
         return NULL;
     chat->cfg = *cfg;
+    chat->lines = rule_2x(cfg->rate_limit);
+    chat->frames = rule_2x(cfg->binary_rate_limit);
+    chat->bytes = rule_2x(cfg->binary_byte_rate);
     pool_init(&chat->clients, sizeof(struct chat_client), 128);
     chat->hub = hub_new(&cfg->hub, &sink_ops);
     if (!chat->hub) {
         free(chat);
         return NULL;
     }
+    /* Two bytes more than a line: the one line ending that is not text. */
+    uint64_t max_text = cfg->max_line + 2;
     chat->ep = (struct endpoint){
         .name = "chat",
         .ctx = chat,
+        .max_text = max_text,
+        .max_binary = cfg->max_binary,
         .accept = chat_accept,
         .open = chat_open,
         .message = chat_message,
@@ -413,11 +456,16 @@ void chat_free(struct chat *chat)
     free(chat);
 }
 
-void chat_fill_stats(void *ctx, struct stats *s)
+void chat_metrics(struct chat *chat, struct metrics *m)
 {
-    struct chat *chat = ctx;
-    s->rooms = hub_room_total(chat->hub);
-    s->frames_broadcast = hub_broadcast_total(chat->hub);
+    metrics_value(m, "rooms", "wshub_rooms", METRICS_GAUGE, "Chat rooms kept, with members or history.",
+                  hub_room_total(chat->hub));
+    metrics_value(m, "frames_broadcast", "wshub_frames_broadcast_total", METRICS_COUNTER,
+                  "Frames encoded once and fanned out to a room.", hub_broadcast_total(chat->hub));
+    metrics_value(m, "history_bytes", "wshub_history_bytes", METRICS_GAUGE,
+                  "Bytes held by room histories (events plus their fixed cost).", hub_history_bytes(chat->hub));
+    metrics_value(m, "events_failed", "wshub_chat_events_failed_total", METRICS_COUNTER,
+                  "Chat events dropped because they could not be built (out of memory).", chat->events_failed);
 }
 
 const struct endpoint *chat_endpoint(const struct chat *chat)

@@ -44,12 +44,22 @@ static const struct option_def options[] = {
     {"rate-limit", K_COUNT, FIELD(rate_limit), "N", "chat lines per second per connection, burst 2N; 0 = off",
      0, 1000000},
     {"max-backlog", K_BYTES, FIELD(max_backlog), "BYTES",
-     "unsent output after which a room member is cut off as a slow consumer", 1024, 1ull << 40},
+     "unsent output after which a room member is cut off as a slow consumer", 4096, 1ull << 40},
     {"max-line", K_BYTES, FIELD(max_line), "BYTES", "longest chat line; longer gets a too_long error", 1,
      1ull << 40},
     {"presence-limit", K_COUNT, FIELD(presence_limit), "N",
      "rooms with more members send no join/leave events and cut member lists to N; 0 = no limit", 0,
      100000000},
+    {"max-binary", K_BYTES, FIELD(max_binary), "BYTES",
+     "largest binary message relayed to a room; bigger closes the sender with 1009", 1, 1ull << 30},
+    {"binary-rate-limit", K_COUNT, FIELD(binary_rate_limit), "N",
+     "binary frames per second per connection, burst 2N; 0 = off", 0, 1000000},
+    {"binary-byte-rate", K_BYTES, FIELD(binary_byte_rate), "BYTES",
+     "binary bytes per second per connection, burst 2x; 0 = off", 0, 1ull << 31},
+    {"history-bytes", K_BYTES, FIELD(history_bytes), "BYTES",
+     "history kept per room, in bytes (the oldest events go first)", 1024, 1ull << 40},
+    {"history-total-bytes", K_BYTES, FIELD(history_total_bytes), "BYTES",
+     "history kept across all rooms; the least recently used rooms lose their oldest first", 1024, 1ull << 40},
     {"ping-interval", K_SECONDS, FIELD(ping_interval), "S", "ping a WebSocket quiet this long; 0 = off", 0, 0},
     {"idle-timeout", K_SECONDS, FIELD(idle_timeout), "S",
      "close a WebSocket that sent nothing, not even a pong, this long; 0 = off", 0, 0},
@@ -69,6 +79,7 @@ static const struct option_def options[] = {
     {"config", K_STRING, FIELD(config_file), "FILE", "read `key = value` options from FILE first", 0, 0},
 };
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
+_Static_assert(NOPTIONS <= 64, "config.given has a bit per option");
 
 void config_defaults(struct config *cfg)
 {
@@ -90,6 +101,11 @@ void config_defaults(struct config *cfg)
     cfg->max_backlog = 4u << 20;
     cfg->max_line = 4096;
     cfg->presence_limit = 1000;
+    cfg->max_binary = 64u << 10;
+    cfg->binary_rate_limit = 120;
+    cfg->binary_byte_rate = 512u << 10;
+    cfg->history_bytes = 256u << 10;
+    cfg->history_total_bytes = 256u << 20;
     cidr_parse("127.0.0.0/8", &cfg->stats_allow[0]);
     cidr_parse("::1", &cfg->stats_allow[1]);
     cfg->n_stats_allow = 2;
@@ -134,14 +150,13 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
                       FILE *err)
 {
     char *field = (char *)cfg + o->offset;
+    cfg->given |= 1ull << (o - options);
     unsigned long long v;
     int has_suffix = strpbrk(value, "kKmMgG") != NULL;
     switch (o->kind) {
     case K_STRING:
         if (*value && strlen(value) < o->size) {
             strcpy(field, value);
-            if (o->offset == offsetof(struct config, static_dir))
-                cfg->static_given = 1;
             return 0;
         }
         fprintf(err, "wshub: %s--%s %s\n", where, o->name, *value ? "is too long" : "must not be empty");
@@ -380,6 +395,7 @@ int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE
         const struct option_def *o = &options[c - 256];
         if (o->kind == K_FLAG) {
             *(int *)((char *)cfg + o->offset) = 1;
+            cfg->given |= 1ull << (o - options);
             continue;
         }
         unsigned long bit = 1ul << (c - 256);
@@ -392,6 +408,88 @@ int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE
     }
     if (optind < argc) {
         fprintf(err, "wshub: unexpected argument '%s' (see --help)\n", argv[optind]);
+        return 2;
+    }
+    return 0;
+}
+
+int config_given(const struct config *cfg, const char *name)
+{
+    const struct option_def *o = find_option(name, strlen(name));
+    return o && (cfg->given & (1ull << (o - options)));
+}
+
+/* Worst-case bytes of a chat event around a line of n bytes: every byte
+ * escaped to six (\u0001), plus the envelope (type, room, nick, seq, ts). */
+#define EVENT_ENVELOPE 512
+/* Worst-case bytes of one nick in a member list: 32 printable bytes, each
+ * escaped to at most two, quotes and a comma. */
+#define LISTED_NICK (2 * 32 + 3)
+
+/* Fits an option that was not given to at most `fit`; if it was given and
+ * is larger, prints why and returns -1. */
+static int fit(struct config *cfg, uint64_t *value, const char *name, uint64_t fit_to, FILE *err,
+               const char *conflict)
+{
+    if (*value <= fit_to)
+        return 0;
+    if (!config_given(cfg, name)) {
+        *value = fit_to;
+        return 0;
+    }
+    fprintf(err, "wshub: --%s %llu conflicts with %s\n", name, (unsigned long long)*value, conflict);
+    return -1;
+}
+
+int config_check(struct config *cfg, FILE *err)
+{
+    uint64_t half = cfg->max_backlog / 2;
+    char why[256];
+    /* One relay of the largest message must fit twice in a member's backlog,
+     * so that a member who reads is never cut by a single message. */
+    snprintf(why, sizeof(why), "--max-backlog %llu: one relayed message must fit twice in a member's backlog",
+             (unsigned long long)cfg->max_backlog);
+    if (fit(cfg, &cfg->max_binary, "max-binary", half > 14 ? half - 14 : 1, err, why) < 0)
+        return 2;
+    if (fit(cfg, &cfg->max_line, "max-line", (half - EVENT_ENVELOPE) / 6, err, why) < 0)
+        return 2;
+    /* A welcome (member list and history) must fit in the joiner's backlog
+     * too; defaults not given share it, half each. */
+    if (cfg->presence_limit == 0 && cfg->max_room_members == 0) {
+        fprintf(err, "wshub: --presence-limit 0 (no limit) needs --max-room-members: without either, a "
+                     "welcome's member list is unbounded and cannot fit --max-backlog\n");
+        return 2;
+    }
+    snprintf(why, sizeof(why), "--max-backlog %llu: a welcome's member list must fit in the joiner's backlog",
+             (unsigned long long)cfg->max_backlog);
+    uint64_t list_max = (half / 2 - EVENT_ENVELOPE) / LISTED_NICK;
+    if (cfg->presence_limit && fit(cfg, &cfg->presence_limit, "presence-limit", list_max, err, why) < 0)
+        return 2;
+    uint64_t listed = cfg->presence_limit;
+    if (cfg->max_room_members && (listed == 0 || cfg->max_room_members < listed))
+        listed = cfg->max_room_members;
+    uint64_t list_bytes = listed * LISTED_NICK + EVENT_ENVELOPE;
+    if (list_bytes > half / 2 && fit(cfg, &cfg->max_room_members, "max-room-members", list_max, err, why) < 0)
+        return 2;
+    if (list_bytes > half / 2)
+        list_bytes = half / 2;
+    snprintf(why, sizeof(why), "--max-backlog %llu: a welcome (history and member list) must fit in the "
+             "joiner's backlog", (unsigned long long)cfg->max_backlog);
+    if (fit(cfg, &cfg->history_bytes, "history-bytes", half - list_bytes, err, why) < 0)
+        return 2;
+    snprintf(why, sizeof(why), "--history-total-bytes %llu: one room's history must fit in the total",
+             (unsigned long long)cfg->history_total_bytes);
+    if (fit(cfg, &cfg->history_bytes, "history-bytes", cfg->history_total_bytes, err, why) < 0)
+        return 2;
+    if (cfg->binary_byte_rate && cfg->max_binary > 2 * cfg->binary_byte_rate) {
+        fprintf(err, "wshub: --max-binary %llu conflicts with --binary-byte-rate %llu: a message over the "
+                     "rate's burst (2x) could never pass\n",
+                (unsigned long long)cfg->max_binary, (unsigned long long)cfg->binary_byte_rate);
+        return 2;
+    }
+    if (cfg->ping_interval && cfg->idle_timeout && cfg->idle_timeout <= cfg->ping_interval) {
+        fprintf(err, "wshub: --idle-timeout %u conflicts with --ping-interval %u: a client that only "
+                     "answers pings would be closed as idle\n", cfg->idle_timeout, cfg->ping_interval);
         return 2;
     }
     return 0;

@@ -1,49 +1,152 @@
-/* hub: rooms in a hash table, members in a per-room array, history in a
- * per-room ring of shared frames, empty rooms on an LRU list for eviction.
- * Broadcast appends one reference per member; members over the backlog limit
- * are put on a cut list and cut after the walk, never during it. No sockets. */
+/* hub: rooms in a hash table, members in a per-room array with a nick index
+ * and per-nick suffix counters, history in a per-room ring of shared frames
+ * bounded in count and bytes, empty rooms on an LRU list for eviction, rooms
+ * with history on a list by last push for the hub-wide byte bound. Every
+ * table is keyed with a random SipHash key (OpenSSL's), since peers choose
+ * the names.
+ * Broadcast appends one reference per member and cuts slow consumers during
+ * the walk. Must never touch a socket, block, or be re-entered from a sink. */
 #include "hub.h"
 
-#include <stdio.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
+
+#define HIST_LIMIT (UINT32_MAX / 2)   /* cap on cfg.history: ring indexes are 32-bit */
+
+/* A room's nick index starts at this many chains when its first member joins;
+ * it doubles past 2 nicks a chain and halves below 1/2, and the suffix
+ * counters share its chain count. */
+#define NICK_CHAINS_MIN 4
+
+/* A node of a circular doubly linked list; a lone node points at itself. */
+struct link {
+    struct link *prev, *next;
+};
+
+#define ROOM_OF(l, field) ((struct hub_room *)(void *)((char *)(l) - offsetof(struct hub_room, field)))
 
 struct hist_item {
     struct sbuf *frame;
     size_t off;
 };
 
+/* The next suffix to try for a wanted nick that was taken. */
+struct suffix {
+    struct suffix *next;
+    uint32_t k;
+    char want[HUB_NICK_MAX + 1];
+};
+
 struct hub_room {
     struct hub_room *hash_next;
-    struct hub_room *lru_prev, *lru_next; /* on the empty-room list while empty */
+    struct link empty;                    /* on hub.empty while the room has no members */
+    struct link recent;                   /* on hub.recent while it has history */
     struct hub_member **members;
     uint32_t count, cap;
-    struct hist_item *hist;               /* ring of hist_cap slots, allocated on first use */
+    struct hub_member **nicks;            /* nick index: nick_chains chains, NULL while empty */
+    struct suffix **suffixes;             /* nick_chains chains of counters, NULL when none */
+    uint32_t nick_chains, nsuffixes;
+    struct hist_item *hist;               /* ring of hist_cap slots, grown as needed */
     uint32_t hist_head, hist_count, hist_cap;
     uint32_t hash;
+    size_t hist_bytes;
     uint64_t seq;
-    char name[COMMAND_ROOM_MAX + 1];
+    char name[HUB_ROOM_MAX + 1];
 };
 
 struct hub {
     struct hub_config cfg;
     const struct hub_sink_ops *ops;
+    EVP_MAC_CTX *sip;                     /* SipHash with a random key per hub */
     struct hub_room **buckets;
     size_t nbuckets, nrooms;
-    struct hub_room *lru_head, *lru_tail; /* least recently emptied first */
-    struct hub_member **cuts;             /* members to cut after the current walk */
-    size_t ncuts, cap_cuts;
-    int cutting;
-    uint64_t guests;
-    uint64_t broadcasts;
+    struct link empty;                    /* empty rooms, least recently emptied first */
+    struct link recent;                   /* rooms with history, least recently pushed first */
+    size_t hist_bytes;
+    uint64_t guests, broadcasts, probes;
 };
 
-static uint32_t hash_name(const char *s)
+static void link_init(struct link *l)
 {
-    uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
+    l->prev = l->next = l;
+}
+
+/* True for a node on no list, or a list head with nothing on it. */
+static int link_alone(const struct link *l)
+{
+    return l->next == l;
+}
+
+static void link_remove(struct link *l)
+{
+    l->prev->next = l->next;
+    l->next->prev = l->prev;
+    link_init(l);
+}
+
+static void link_append(struct link *list, struct link *l)
+{
+    l->prev = list->prev;
+    l->next = list;
+    list->prev->next = l;
+    list->prev = l;
+}
+
+/* SipHash-2-4 (OpenSSL's) of the string s under the hub's random key. A
+ * failure gives 0: every name in one chain, slower but still correct. */
+static uint64_t hash_str(const struct hub *h, const char *s)
+{
+    unsigned char out[8];
+    size_t n = 0;
+    uint64_t v = 0;
+    if (EVP_MAC_init(h->sip, NULL, 0, NULL) && EVP_MAC_update(h->sip, (const unsigned char *)s, strlen(s)) &&
+        EVP_MAC_final(h->sip, out, &n, sizeof(out)) && n == sizeof(out))
+        memcpy(&v, out, sizeof(v));
+    return v;
+}
+
+/* A SipHash context with a fresh random key and 8-byte output, or NULL. */
+static EVP_MAC_CTX *sip_new(void)
+{
+    unsigned char key[16];
+    size_t size = 8;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t(OSSL_MAC_PARAM_SIZE, &size), OSSL_PARAM_construct_end()};
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "SIPHASH", NULL);
+    EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    EVP_MAC_free(mac);
+    if (ctx && (RAND_bytes(key, sizeof(key)) != 1 || !EVP_MAC_init(ctx, key, sizeof(key), params))) {
+        EVP_MAC_CTX_free(ctx);
+        ctx = NULL;
+    }
+    OPENSSL_cleanse(key, sizeof(key));
+    return ctx;
+}
+
+/* Copies the string src of at most max bytes, with its NUL, to dst. */
+static void copy_str(char *dst, const char *src, size_t max)
+{
+    size_t n = strnlen(src, max);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+/* Writes v in decimal with a NUL to out; returns the number of digits. */
+static size_t put_decimal(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do
+        tmp[n++] = (char)('0' + v % 10);
+    while (v /= 10);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
 }
 
 struct hub *hub_new(const struct hub_config *cfg, const struct hub_sink_ops *ops)
@@ -52,50 +155,141 @@ struct hub *hub_new(const struct hub_config *cfg, const struct hub_sink_ops *ops
     if (!h)
         return NULL;
     h->cfg = *cfg;
+    if (h->cfg.history > HIST_LIMIT)
+        h->cfg.history = HIST_LIMIT;
     h->ops = ops;
+    link_init(&h->empty);
+    link_init(&h->recent);
     h->nbuckets = 256;
     h->buckets = calloc(h->nbuckets, sizeof(*h->buckets));
-    if (!h->buckets) {
+    h->sip = sip_new();
+    if (!h->buckets || !h->sip) {
+        EVP_MAC_CTX_free(h->sip);
+        free(h->buckets);
         free(h);
         return NULL;
     }
     return h;
 }
 
-static void lru_remove(struct hub *h, struct hub_room *r)
-{
-    if (r->lru_prev)
-        r->lru_prev->lru_next = r->lru_next;
-    else if (h->lru_head == r)
-        h->lru_head = r->lru_next;
-    if (r->lru_next)
-        r->lru_next->lru_prev = r->lru_prev;
-    else if (h->lru_tail == r)
-        h->lru_tail = r->lru_prev;
-    r->lru_prev = r->lru_next = NULL;
-}
-
-static void lru_append(struct hub *h, struct hub_room *r)
-{
-    r->lru_prev = h->lru_tail;
-    r->lru_next = NULL;
-    if (h->lru_tail)
-        h->lru_tail->lru_next = r;
-    else
-        h->lru_head = r;
-    h->lru_tail = r;
-}
+/* ---- history ---- */
 
 static struct hist_item *hist_at(const struct hub_room *r, size_t i)
 {
     return &r->hist[(r->hist_head + i) % r->hist_cap];
 }
 
-static void room_free(struct hub_room *r)
+/* True when limit is a bound (not 0) and bytes passes it. */
+static int over(size_t bytes, size_t limit)
 {
-    for (uint32_t i = 0; i < r->hist_count; i++)
-        sbuf_unref(hist_at(r, i)->frame);
+    return limit && bytes > limit;
+}
+
+static size_t event_cost(const struct sbuf *frame)
+{
+    return frame->len + (size_t)HUB_HISTORY_ITEM_COST;
+}
+
+/* Drops r's oldest history event. */
+static void hist_drop(struct hub *h, struct hub_room *r)
+{
+    struct hist_item *it = &r->hist[r->hist_head];
+    size_t cost = event_cost(it->frame);
+    r->hist_bytes -= cost;
+    h->hist_bytes -= cost;
+    sbuf_unref(it->frame);
+    r->hist_head = (r->hist_head + 1) % r->hist_cap;
+    r->hist_count--;
+}
+
+/* Drops all of r's history and its ring, and takes r off the recent list. */
+static void hist_clear(struct hub *h, struct hub_room *r)
+{
+    while (r->hist_count)
+        hist_drop(h, r);
     free(r->hist);
+    r->hist = NULL;
+    r->hist_head = r->hist_cap = 0;
+    link_remove(&r->recent);
+}
+
+/* Makes a free slot in r's ring (not full to cfg.history), doubling it as
+ * needed. Returns 0, or -1 if out of memory. */
+static int hist_reserve(struct hub *h, struct hub_room *r)
+{
+    if (r->hist_count < r->hist_cap)
+        return 0;
+    size_t cap = r->hist_cap ? 2 * (size_t)r->hist_cap : 4;
+    if (cap > h->cfg.history)
+        cap = h->cfg.history;
+    struct hist_item *v = malloc(cap * sizeof(*v));
+    if (!v)
+        return -1;
+    for (uint32_t i = 0; i < r->hist_count; i++)
+        v[i] = *hist_at(r, i);
+    free(r->hist);
+    r->hist = v;
+    r->hist_head = 0;
+    r->hist_cap = (uint32_t)cap;
+    return 0;
+}
+
+/* Drops the oldest events of the rooms least recently pushed to until the
+ * hub-wide bound holds. */
+static void hist_trim_total(struct hub *h)
+{
+    while (over(h->hist_bytes, h->cfg.history_total_bytes)) {
+        struct hub_room *r = ROOM_OF(h->recent.next, recent);
+        if (r->hist_count)
+            hist_drop(h, r);
+        if (!r->hist_count)
+            hist_clear(h, r);
+    }
+}
+
+void hub_history_push(struct hub *h, struct hub_room *r, struct sbuf *frame, size_t payload_off)
+{
+    size_t cost = event_cost(frame);
+    if (!h->cfg.history || over(cost, h->cfg.history_bytes) || over(cost, h->cfg.history_total_bytes))
+        return;
+    while (r->hist_count &&
+           (r->hist_count >= h->cfg.history || over(r->hist_bytes + cost, h->cfg.history_bytes)))
+        hist_drop(h, r);
+    if (hist_reserve(h, r) < 0)
+        return;
+    struct hist_item *it = hist_at(r, r->hist_count);
+    it->frame = sbuf_ref(frame);
+    it->off = payload_off;
+    r->hist_count++;
+    r->hist_bytes += cost;
+    h->hist_bytes += cost;
+    link_remove(&r->recent);
+    link_append(&h->recent, &r->recent);
+    hist_trim_total(h);
+}
+
+/* ---- rooms ---- */
+
+static void suffixes_clear(struct hub_room *r)
+{
+    for (uint32_t b = 0; r->suffixes && b < r->nick_chains; b++) {
+        while (r->suffixes[b]) {
+            struct suffix *s = r->suffixes[b];
+            r->suffixes[b] = s->next;
+            free(s);
+        }
+    }
+    free(r->suffixes);
+    r->suffixes = NULL;
+    r->nsuffixes = 0;
+}
+
+static void room_free(struct hub *h, struct hub_room *r)
+{
+    hist_clear(h, r);
+    link_remove(&r->empty);
+    suffixes_clear(r);
+    free(r->nicks);
     free(r->members);
     free(r);
 }
@@ -108,17 +302,17 @@ void hub_free(struct hub *h)
         while (h->buckets[b]) {
             struct hub_room *r = h->buckets[b];
             h->buckets[b] = r->hash_next;
-            room_free(r);
+            room_free(h, r);
         }
     }
     free(h->buckets);
-    free(h->cuts);
+    EVP_MAC_CTX_free(h->sip);
     free(h);
 }
 
 static struct hub_room *find(const struct hub *h, const char *name)
 {
-    uint32_t hash = hash_name(name);
+    uint32_t hash = (uint32_t)hash_str(h, name);
     for (struct hub_room *r = h->buckets[hash & (h->nbuckets - 1)]; r; r = r->hash_next)
         if (r->hash == hash && strcmp(r->name, name) == 0)
             return r;
@@ -127,14 +321,13 @@ static struct hub_room *find(const struct hub *h, const char *name)
 
 static void evict_lru(struct hub *h)
 {
-    struct hub_room *r = h->lru_head;
-    lru_remove(h, r);
+    struct hub_room *r = ROOM_OF(h->empty.next, empty);
     struct hub_room **p = &h->buckets[r->hash & (h->nbuckets - 1)];
     while (*p != r)
         p = &(*p)->hash_next;
     *p = r->hash_next;
     h->nrooms--;
-    room_free(r);
+    room_free(h, r);
 }
 
 static void grow_buckets(struct hub *h)
@@ -158,20 +351,21 @@ static void grow_buckets(struct hub *h)
 
 static struct hub_room *create(struct hub *h, const char *name)
 {
-    if (h->nrooms >= h->cfg.max_rooms)
-        evict_lru(h);
     struct hub_room *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
-    snprintf(r->name, sizeof(r->name), "%s", name);
-    r->hash = hash_name(r->name);
+    if (h->nrooms >= h->cfg.max_rooms)
+        evict_lru(h);
+    copy_str(r->name, name, HUB_ROOM_MAX);
+    r->hash = (uint32_t)hash_str(h, r->name);
+    link_init(&r->recent);
     if (h->nrooms >= h->nbuckets)
         grow_buckets(h);
     struct hub_room **b = &h->buckets[r->hash & (h->nbuckets - 1)];
     r->hash_next = *b;
     *b = r;
     h->nrooms++;
-    lru_append(h, r);   /* empty until its first member joins */
+    link_append(&h->empty, &r->empty);   /* empty until its first member joins */
     return r;
 }
 
@@ -182,43 +376,169 @@ int hub_can_join(struct hub *h, const char *name, const char **reason)
         *reason = "room is full";
         return 503;
     }
-    if (!r && h->nrooms >= h->cfg.max_rooms && !h->lru_head) {
+    if (!r && h->nrooms >= h->cfg.max_rooms && link_alone(&h->empty)) {
         *reason = "too many rooms";
         return 503;
     }
     return 0;
 }
 
-static int nick_taken(const struct hub_room *r, const char *nick, const struct hub_member *except)
+/* ---- nicks ---- */
+
+static size_t chain_of(const struct hub *h, const struct hub_room *r, const char *nick)
 {
-    for (uint32_t i = 0; i < r->count; i++)
-        if (r->members[i] != except && strcmp(r->members[i]->nick, nick) == 0)
-            return 1;
+    return hash_str(h, nick) & (r->nick_chains - 1);
+}
+
+/* The member of r called nick, or NULL. */
+static struct hub_member *nick_find(struct hub *h, const struct hub_room *r, const char *nick)
+{
+    if (!r->nicks)
+        return NULL;
+    for (struct hub_member *m = r->nicks[chain_of(h, r, nick)]; m; m = m->nick_next) {
+        h->probes++;
+        if (strcmp(m->nick, nick) == 0)
+            return m;
+    }
+    return NULL;
+}
+
+static void nick_add(const struct hub *h, struct hub_room *r, struct hub_member *m)
+{
+    struct hub_member **c = &r->nicks[chain_of(h, r, m->nick)];
+    m->nick_next = *c;
+    *c = m;
+}
+
+static void nick_remove(const struct hub *h, struct hub_room *r, struct hub_member *m)
+{
+    struct hub_member **p = &r->nicks[chain_of(h, r, m->nick)];
+    while (*p != m)
+        p = &(*p)->nick_next;
+    *p = m->nick_next;
+}
+
+/* Rehashes r's nick index and suffix counters into n chains each. Out of
+ * memory, it keeps the old ones: longer chains, still correct. */
+static void nick_resize(const struct hub *h, struct hub_room *r, uint32_t n)
+{
+    struct hub_member **nicks = calloc(n, sizeof(*nicks));
+    struct suffix **sfx = r->suffixes ? calloc(n, sizeof(*sfx)) : NULL;
+    if (!nicks || (r->suffixes && !sfx)) {
+        free(nicks);
+        free(sfx);
+        return;
+    }
+    for (uint32_t i = 0; i < r->nick_chains; i++) {
+        while (r->nicks[i]) {
+            struct hub_member *m = r->nicks[i];
+            size_t c = hash_str(h, m->nick) & (n - 1);
+            r->nicks[i] = m->nick_next;
+            m->nick_next = nicks[c];
+            nicks[c] = m;
+        }
+        while (sfx && r->suffixes[i]) {
+            struct suffix *s = r->suffixes[i];
+            size_t c = hash_str(h, s->want) & (n - 1);
+            r->suffixes[i] = s->next;
+            s->next = sfx[c];
+            sfx[c] = s;
+        }
+    }
+    free(r->nicks);
+    free(r->suffixes);
+    r->nicks = nicks;
+    r->suffixes = sfx;
+    r->nick_chains = n;
+}
+
+/* want's suffix counter in r (next suffix 2 when new); NULL if out of memory.
+ * The counters are all dropped first when they would outnumber twice the
+ * members plus 16, so they stay in proportion to the room. */
+static struct suffix *suffix_get(struct hub *h, struct hub_room *r, const char *want)
+{
+    size_t c = chain_of(h, r, want);
+    for (struct suffix *s = r->suffixes ? r->suffixes[c] : NULL; s; s = s->next) {
+        h->probes++;
+        if (strcmp(s->want, want) == 0)
+            return s;
+    }
+    if (r->nsuffixes + 1 > 2 * (size_t)r->count + 16)
+        suffixes_clear(r);
+    if (!r->suffixes && !(r->suffixes = calloc(r->nick_chains, sizeof(*r->suffixes))))
+        return NULL;
+    struct suffix *s = malloc(sizeof(*s));
+    if (!s)
+        return NULL;
+    s->k = 2;
+    copy_str(s->want, want, HUB_NICK_MAX);
+    s->next = r->suffixes[c];
+    r->suffixes[c] = s;
+    r->nsuffixes++;
+    return s;
+}
+
+/* want followed by k in decimal, want shortened at a code point boundary so
+ * that the result fits HUB_NICK_MAX bytes, in out. */
+static void suffixed(const char *want, uint32_t k, char *out)
+{
+    char digits[12];
+    size_t nd = put_decimal(digits, k), base = strlen(want);
+    if (base + nd > HUB_NICK_MAX) {
+        base = HUB_NICK_MAX - nd;
+        while (base > 0 && ((uint8_t)want[base] & 0xC0u) == 0x80u)
+            base--;
+    }
+    memcpy(out, want, base);
+    memcpy(out + base, digits, nd + 1);
+}
+
+/* Picks a nick free in r into out: want, or want with a suffix from want's
+ * counter, or guest-<n> from the hub's counter. Returns 0, or -1 if out of memory. */
+static int pick_nick(struct hub *h, struct hub_room *r, const char *want, char *out)
+{
+    if (!want) {
+        do {
+            memcpy(out, "guest-", 6);
+            put_decimal(out + 6, ++h->guests);
+        } while (nick_find(h, r, out));
+        return 0;
+    }
+    if (!nick_find(h, r, want)) {
+        copy_str(out, want, HUB_NICK_MAX);
+        return 0;
+    }
+    struct suffix *s = suffix_get(h, r, want);
+    if (!s)
+        return -1;
+    do {
+        suffixed(want, s->k, out);
+        s->k = s->k == UINT32_MAX ? 2 : s->k + 1;
+    } while (nick_find(h, r, out));
     return 0;
 }
 
-/* Picks a free nick in r: want, or want with the smallest free suffix 2, 3, ...
- * (shortening want at a code point boundary so the result fits), or guest-<n>. */
-static void pick_nick(struct hub *h, const struct hub_room *r, const char *want, char *out)
+/* ---- members ---- */
+
+/* Makes room in r for one more member and its nick. Returns 0, or -1 if out of memory. */
+static int members_reserve(const struct hub *h, struct hub_room *r)
 {
-    if (!want) {
-        do
-            snprintf(out, COMMAND_NICK_MAX + 1, "guest-%llu", (unsigned long long)++h->guests);
-        while (nick_taken(r, out, NULL));
-        return;
+    if (r->count == r->cap) {
+        uint32_t cap = r->cap ? r->cap * 2 : 4;
+        struct hub_member **mv = realloc(r->members, cap * sizeof(*mv));
+        if (!mv)
+            return -1;
+        r->members = mv;
+        r->cap = cap;
     }
-    snprintf(out, COMMAND_NICK_MAX + 1, "%s", want);
-    for (unsigned k = 2; nick_taken(r, out, NULL); k++) {
-        char suffix[16];
-        int sn = snprintf(suffix, sizeof(suffix), "%u", k);
-        size_t base = strlen(want);
-        if (base + (size_t)sn > COMMAND_NICK_MAX) {
-            base = COMMAND_NICK_MAX - (size_t)sn;
-            while (base > 0 && ((uint8_t)want[base] & 0xC0u) == 0x80u)
-                base--;
-        }
-        snprintf(out, COMMAND_NICK_MAX + 1, "%.*s%s", (int)base, want, suffix);
+    if (!r->nicks) {
+        if (!(r->nicks = calloc(NICK_CHAINS_MIN, sizeof(*r->nicks))))
+            return -1;
+        r->nick_chains = NICK_CHAINS_MIN;
+    } else if (r->count + 1 > 2 * (size_t)r->nick_chains) {
+        nick_resize(h, r, r->nick_chains * 2);
     }
+    return 0;
 }
 
 int hub_join(struct hub *h, struct hub_member *m, const char *name, const char *want, void *sink,
@@ -228,29 +548,46 @@ int hub_join(struct hub *h, struct hub_member *m, const char *name, const char *
     if (status)
         return status;
     struct hub_room *r = find(h, name);
-    if (!r && !(r = create(h, name))) {
+    char nick[HUB_NICK_MAX + 1];
+    if ((!r && !(r = create(h, name))) || pick_nick(h, r, want, nick) < 0 || members_reserve(h, r) < 0) {
         *reason = "out of memory";
         return 503;
     }
-    if (r->count == r->cap) {
-        uint32_t cap = r->cap ? r->cap * 2 : 4;
-        struct hub_member **mv = realloc(r->members, cap * sizeof(*mv));
-        if (!mv) {
-            *reason = "out of memory";
-            return 503;
-        }
-        r->members = mv;
-        r->cap = cap;
-    }
     if (r->count == 0)
-        lru_remove(h, r);
+        link_remove(&r->empty);
     memset(m, 0, sizeof(*m));
-    pick_nick(h, r, want, m->nick);
+    memcpy(m->nick, nick, sizeof(nick));
     m->room = r;
     m->sink = sink;
     m->slot = r->count;
     r->members[r->count++] = m;
+    nick_add(h, r, m);
     return 0;
+}
+
+/* Gives back what r no longer needs after a member left: all of its member
+ * and nick memory when it is empty, else the excess of each table. */
+static void room_shrink(struct hub *h, struct hub_room *r)
+{
+    if (r->nsuffixes > 2 * (size_t)r->count + 16 || r->count == 0)
+        suffixes_clear(r);
+    if (r->count == 0) {
+        free(r->members);
+        free(r->nicks);
+        r->members = r->nicks = NULL;
+        r->cap = r->nick_chains = 0;
+        link_append(&h->empty, &r->empty);
+        return;
+    }
+    if (r->nick_chains > NICK_CHAINS_MIN && r->count < r->nick_chains / 2)
+        nick_resize(h, r, r->nick_chains / 2);
+    if (r->cap > 4 && r->count < r->cap / 4) {
+        struct hub_member **mv = realloc(r->members, r->cap / 2 * sizeof(*mv));
+        if (mv) {
+            r->members = mv;
+            r->cap /= 2;
+        }
+    }
 }
 
 void hub_leave(struct hub *h, struct hub_member *m)
@@ -258,67 +595,37 @@ void hub_leave(struct hub *h, struct hub_member *m)
     struct hub_room *r = m->room;
     if (!r)
         return;
-    if (m->cut_pending) {
-        size_t i = 0;
-        while (h->cuts[i] != m)
-            i++;
-        h->cuts[i] = h->cuts[--h->ncuts];
-        m->cut_pending = 0;
-    }
+    nick_remove(h, r, m);
     struct hub_member *last = r->members[--r->count];
     r->members[m->slot] = last;
     last->slot = m->slot;
     m->room = NULL;
-    if (r->count == 0) {
-        free(r->members);
-        r->members = NULL;
-        r->cap = 0;
-        lru_append(h, r);
-    }
+    room_shrink(h, r);
 }
 
 int hub_rename(struct hub *h, struct hub_member *m, const char *nick)
 {
-    (void)h;
-    if (nick_taken(m->room, nick, m))
-        return -1;
-    snprintf(m->nick, sizeof(m->nick), "%s", nick);
+    struct hub_member *holder = nick_find(h, m->room, nick);
+    if (holder)
+        return holder == m ? 0 : -1;
+    nick_remove(h, m->room, m);
+    copy_str(m->nick, nick, HUB_NICK_MAX);
+    nick_add(h, m->room, m);
     return 0;
 }
 
+/* ---- output ---- */
+
+/* Queues frame on m unless it is cut; cuts it when it is too far behind or
+ * its sink refuses. ops->cut must not re-enter the hub (see hub.h). */
 static void deliver(struct hub *h, struct hub_member *m, struct sbuf *frame)
 {
-    if (m->cut_pending)
+    if (m->cut)
         return;
-    if (h->ops->backlog(m->sink) + frame->len > h->cfg.max_backlog) {
-        if (h->ncuts == h->cap_cuts) {
-            size_t cap = h->cap_cuts ? h->cap_cuts * 2 : 16;
-            struct hub_member **v = realloc(h->cuts, cap * sizeof(*v));
-            if (!v)
-                return;   /* not cut this time, but not fed either */
-            h->cuts = v;
-            h->cap_cuts = cap;
-        }
-        m->cut_pending = 1;
-        h->cuts[h->ncuts++] = m;
-        return;
-    }
-    h->ops->send(m->sink, frame);
-}
-
-/* Cuts the slow consumers found so far; the leave events this causes may find
- * more, which the same loop handles. Re-entry from those broadcasts is a no-op. */
-static void run_cuts(struct hub *h)
-{
-    if (h->cutting)
-        return;
-    h->cutting = 1;
-    while (h->ncuts) {
-        struct hub_member *m = h->cuts[--h->ncuts];
-        m->cut_pending = 0;
+    if (h->ops->backlog(m->sink) + frame->len > h->cfg.max_backlog || h->ops->send(m->sink, frame) < 0) {
+        m->cut = 1;
         h->ops->cut(m->sink);
     }
-    h->cutting = 0;
 }
 
 void hub_broadcast(struct hub *h, struct hub_room *room, struct sbuf *frame)
@@ -326,33 +633,18 @@ void hub_broadcast(struct hub *h, struct hub_room *room, struct sbuf *frame)
     h->broadcasts++;
     for (uint32_t i = 0; i < room->count; i++)
         deliver(h, room->members[i], frame);
-    run_cuts(h);
 }
 
 void hub_send(struct hub *h, struct hub_member *m, struct sbuf *frame)
 {
     deliver(h, m, frame);
-    run_cuts(h);
 }
 
-void hub_history_push(struct hub *h, struct hub_room *r, struct sbuf *frame, size_t payload_off)
+/* ---- queries ---- */
+
+size_t hub_history_bytes(const struct hub *h)
 {
-    if (h->cfg.history == 0)
-        return;
-    if (!r->hist) {
-        if (!(r->hist = calloc(h->cfg.history, sizeof(*r->hist))))
-            return;
-        r->hist_cap = (uint32_t)h->cfg.history;
-    }
-    if (r->hist_count == r->hist_cap) {
-        sbuf_unref(r->hist[r->hist_head].frame);
-        r->hist_head = (r->hist_head + 1) % r->hist_cap;
-        r->hist_count--;
-    }
-    struct hist_item *it = hist_at(r, r->hist_count);
-    it->frame = sbuf_ref(frame);
-    it->off = payload_off;
-    r->hist_count++;
+    return h->hist_bytes;
 }
 
 const char *hub_room_name(const struct hub_room *room)
@@ -395,4 +687,9 @@ size_t hub_room_total(const struct hub *h)
 uint64_t hub_broadcast_total(const struct hub *h)
 {
     return h->broadcasts;
+}
+
+uint64_t hub_nick_probes(const struct hub *h)
+{
+    return h->probes;
 }

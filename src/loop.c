@@ -10,13 +10,22 @@
 
 #define MAX_EVENTS 256
 
+/* A heap slot: the timer and its arming number, so that timers due in the
+ * same millisecond fire in the order they were armed, and a pass of due
+ * timers leaves those armed during it for the next iteration. */
+struct heap_slot {
+    struct loop_timer *t;
+    uint64_t seq;
+};
+
 struct loop {
     int epfd;
     int running;
     int wake;
     uint64_t now;
-    struct loop_timer **heap;   /* heap[1..count] */
+    struct heap_slot *heap;     /* heap[1..count] */
     uint32_t count, cap;
+    uint64_t seq;               /* timers armed so far */
     loop_hook_fn before_wait;
     void *before_wait_data;
 };
@@ -82,37 +91,42 @@ uint64_t loop_now(const struct loop *l)
     return l->now;
 }
 
-static void heap_place(struct loop *l, uint32_t i, struct loop_timer *t)
+static int fires_before(const struct heap_slot *a, const struct heap_slot *b)
 {
-    l->heap[i] = t;
-    t->index = i;
+    return a->t->when < b->t->when || (a->t->when == b->t->when && a->seq < b->seq);
+}
+
+static void heap_place(struct loop *l, uint32_t i, struct heap_slot s)
+{
+    l->heap[i] = s;
+    s.t->index = i;
 }
 
 static void sift_up(struct loop *l, uint32_t i)
 {
-    struct loop_timer *t = l->heap[i];
-    while (i > 1 && l->heap[i / 2]->when > t->when) {
+    struct heap_slot s = l->heap[i];
+    while (i > 1 && fires_before(&s, &l->heap[i / 2])) {
         heap_place(l, i, l->heap[i / 2]);
         i /= 2;
     }
-    heap_place(l, i, t);
+    heap_place(l, i, s);
 }
 
 static void sift_down(struct loop *l, uint32_t i)
 {
-    struct loop_timer *t = l->heap[i];
+    struct heap_slot s = l->heap[i];
     for (;;) {
         uint32_t c = 2 * i;
         if (c > l->count)
             break;
-        if (c + 1 <= l->count && l->heap[c + 1]->when < l->heap[c]->when)
+        if (c + 1 <= l->count && fires_before(&l->heap[c + 1], &l->heap[c]))
             c++;
-        if (l->heap[c]->when >= t->when)
+        if (!fires_before(&l->heap[c], &s))
             break;
         heap_place(l, i, l->heap[c]);
         i = c;
     }
-    heap_place(l, i, t);
+    heap_place(l, i, s);
 }
 
 void loop_timer_cancel(struct loop *l, struct loop_timer *t)
@@ -121,12 +135,12 @@ void loop_timer_cancel(struct loop *l, struct loop_timer *t)
     if (!i)
         return;
     t->index = 0;
-    struct loop_timer *last = l->heap[l->count--];
+    struct heap_slot last = l->heap[l->count--];
     if (i > l->count)
         return;
     heap_place(l, i, last);
     sift_up(l, i);
-    sift_down(l, last->index);
+    sift_down(l, last.t->index);
 }
 
 void loop_timer_after(struct loop *l, struct loop_timer *t, uint64_t ms)
@@ -134,14 +148,14 @@ void loop_timer_after(struct loop *l, struct loop_timer *t, uint64_t ms)
     loop_timer_cancel(l, t);
     if (l->count + 1 >= l->cap) {
         uint32_t cap = l->cap ? l->cap * 2 : 64;
-        struct loop_timer **h = realloc(l->heap, cap * sizeof(*h));
+        struct heap_slot *h = realloc(l->heap, cap * sizeof(*h));
         if (!h)
             abort();   /* cannot keep a promise to fire: fail loudly, not silently */
         l->heap = h;
         l->cap = cap;
     }
     t->when = l->now + ms;
-    heap_place(l, ++l->count, t);
+    heap_place(l, ++l->count, (struct heap_slot){t, l->seq++});
     sift_up(l, l->count);
 }
 
@@ -161,10 +175,14 @@ void loop_wake(struct loop *l)
     l->wake = 1;
 }
 
+/* Fires the timers that are due and were armed before this pass: one armed
+ * from a timer callback with delay 0 waits for the next iteration, so a timer
+ * that keeps re-arming itself at 0 cannot starve file events and the hook. */
 static void run_timers(struct loop *l)
 {
-    while (l->count && l->heap[1]->when <= l->now) {
-        struct loop_timer *t = l->heap[1];
+    uint64_t armed_before = l->seq;
+    while (l->count && l->heap[1].t->when <= l->now && l->heap[1].seq < armed_before) {
+        struct loop_timer *t = l->heap[1].t;
         loop_timer_cancel(l, t);
         t->cb(l, t);
     }
@@ -184,7 +202,7 @@ int loop_run(struct loop *l)
             timeout = 0;
         } else if (l->count) {
             uint64_t now = clock_ms();
-            uint64_t when = l->heap[1]->when;
+            uint64_t when = l->heap[1].t->when;
             timeout = when <= now ? 0 : (int)(when - now > 60000 ? 60000 : when - now);
         }
         l->wake = 0;

@@ -1,6 +1,8 @@
-/* main: parses options into the config, prepares the process (log, pid file,
- * open-file limit, daemon), wires the server (routes, stats, signals) and
- * runs the loop. The only place that exits. */
+/* main: parses options into the config, checks them against each other,
+ * prepares the process (log, pid file, open-file limit, daemon), gives each
+ * module its own small config, wires server, router and endpoints (routes,
+ * stats, signals) and runs the loop. The only place that reads struct config
+ * and the only place that exits. */
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -19,12 +21,30 @@
 #include "handshake.h"
 #include "log.h"
 #include "loop.h"
+#include "router.h"
 #include "server.h"
 
 struct signals {
     struct loop_io io;
     struct server *srv;
 };
+
+/* What /stats and /metrics show: the process, then each layer's own figures. */
+struct figures {
+    struct loop *loop;
+    uint64_t started_ms;
+    struct server *srv;
+    struct chat *chat;
+};
+
+static void write_figures(void *ctx, struct metrics *m)
+{
+    struct figures *f = ctx;
+    metrics_value(m, "uptime_seconds", "wshub_uptime_seconds", METRICS_GAUGE, "Seconds since the server started.",
+                  (loop_now(f->loop) - f->started_ms) / 1000);
+    server_metrics(f->srv, m);
+    chat_metrics(f->chat, m);
+}
 
 static void on_signal(struct loop *l, struct loop_io *io, uint32_t events)
 {
@@ -52,7 +72,7 @@ static void find_static_dir(struct config *cfg)
 {
     char exe[PATH_MAX], dir[PATH_MAX + 32];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (cfg->static_given || n <= 0)
+    if (config_given(cfg, "static") || n <= 0)
         return;
     exe[n] = '\0';
     char *slash = strrchr(exe, '/');
@@ -79,6 +99,9 @@ static int absolute(char *path, size_t size)
     memcpy(path, tmp, (size_t)n + 1);
     return 0;
 }
+
+/* Bytes of an HTTP request head (request line and headers). */
+#define MAX_REQUEST_HEAD (8 * 1024)
 
 /* Descriptors the server holds besides connections (stdio, epoll, listener,
  * signalfd, static directory, log, reserve, and a file being sent). */
@@ -118,6 +141,8 @@ int main(int argc, char **argv)
         return 0;
     if (rc != 0)
         return rc;
+    if (config_check(&cfg, stderr) != 0)
+        return 2;
     find_static_dir(&cfg);
     struct stat st;
     if (stat(cfg.static_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
@@ -157,26 +182,45 @@ int main(int argc, char **argv)
     }
 
     struct chat_config chat_cfg = {
-        .hub = {.history = cfg.history, .max_rooms = cfg.max_rooms,
+        .hub = {.history = cfg.history, .history_bytes = cfg.history_bytes,
+                .history_total_bytes = cfg.history_total_bytes, .max_rooms = cfg.max_rooms,
                 .max_members = cfg.max_room_members, .max_backlog = cfg.max_backlog},
-        .rate_limit = cfg.rate_limit,
+        .rate_limit = (uint32_t)cfg.rate_limit,
+        .binary_rate_limit = (uint32_t)cfg.binary_rate_limit,
+        .binary_byte_rate = (uint32_t)cfg.binary_byte_rate,
         .max_line = cfg.max_line,
+        .max_binary = cfg.max_binary,
         .presence_limit = cfg.presence_limit,
+    };
+    struct router_config router_cfg = {
+        .static_dir = cfg.static_dir,
+        .allow_origin = cfg.allow_origin, .n_allow_origin = cfg.n_allow_origin,
+        .stats_allow = cfg.stats_allow, .n_stats_allow = cfg.n_stats_allow,
+    };
+    struct server_config server_cfg = {
+        .host = cfg.host, .port = cfg.port, .max_conns = cfg.max_conns,
+        .shutdown_timeout = cfg.shutdown_timeout,
+        .limits = {.handshake_timeout = cfg.handshake_timeout, .close_timeout = cfg.close_timeout,
+                   .ping_interval = cfg.ping_interval, .idle_timeout = cfg.idle_timeout,
+                   .max_message = cfg.max_message, .max_head = MAX_REQUEST_HEAD},
     };
     struct chat *chat = chat_new(&chat_cfg);
     struct loop *loop = chat ? loop_new() : NULL;
-    struct server *srv = loop ? server_new(loop, &cfg) : NULL;
+    struct router *router = loop ? router_new(&router_cfg) : NULL;
+    struct server *srv = router ? server_new(loop, &server_cfg, router_handle, router) : NULL;
     if (!srv) {
         fprintf(stderr, "wshub: cannot start (see the log)\n");
+        router_free(router);
         loop_free(loop);
         chat_free(chat);
         if (cfg.pidfile[0])
             pidfile_remove(cfg.pidfile);
         return 1;
     }
-    server_route(srv, "/echo", 0, &echo_endpoint);
-    server_route(srv, "/ws", 1, chat_endpoint(chat));
-    server_set_stats_source(srv, chat_fill_stats, chat);
+    struct figures figures = {.loop = loop, .started_ms = loop_now(loop), .srv = srv, .chat = chat};
+    router_mount(router, "/echo", 0, &echo_endpoint);
+    router_mount(router, "/ws", 1, chat_endpoint(chat));
+    router_set_stats(router, write_figures, &figures);
 
     sigset_t mask;
     sigemptyset(&mask);
@@ -200,6 +244,7 @@ int main(int argc, char **argv)
 
     close(sig.io.fd);
     server_free(srv);
+    router_free(router);
     loop_free(loop);
     chat_free(chat);
     if (cfg.pidfile[0])

@@ -1,16 +1,14 @@
-/* outq: ordered output queue of shared-frame references and files, written
- * with sendmsg(MSG_NOSIGNAL) over up to OUTQ_IOV iovecs, or sendfile for files
- * so that a large file is never read whole into memory. */
+/* outq: ordered output queue of shared-frame references, private coalescing
+ * buffers and files, kept in a ring that is freed whenever it empties. Pure:
+ * it offers iovecs and file ranges and is told what was written; it never
+ * reads or writes a socket, and closing the files it owns is its only system
+ * call. A file is sent by the caller (sendfile), never read into memory here. */
 #include "outq.h"
 
-#include <errno.h>
 #include <stdlib.h>
-#include <sys/sendfile.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
+#include <string.h>
 #include <unistd.h>
 
-#define OUTQ_IOV 64
 #define OUTQ_MIN_CAP 4
 
 struct out_file {
@@ -19,6 +17,25 @@ struct out_file {
     size_t left;
 };
 
+/* A buffer, or a file when is_file. A coalescing buffer is an sbuf with one
+ * reference, this queue's: buf.h's frames are immutable because they are
+ * shared, and this one never is, so its len may grow while it is the tail. */
+struct outq_item {
+    union {
+        struct sbuf *buf;
+        struct out_file *file;
+    };
+    uint32_t off;       /* bytes of buf already sent; for a file, nonzero once any was */
+    uint32_t is_file;
+};
+
+_Static_assert(sizeof(struct outq) <= 40, "struct outq is in every connection");
+
+static struct outq_item *slot(const struct outq *q, uint32_t i)
+{
+    return &q->items[(q->head + i) % q->cap];
+}
+
 static int grow(struct outq *q)
 {
     uint32_t cap = q->cap ? q->cap * 2 : OUTQ_MIN_CAP;
@@ -26,7 +43,7 @@ static int grow(struct outq *q)
     if (!items)
         return -1;
     for (uint32_t i = 0; i < q->count; i++)
-        items[i] = q->items[(q->head + i) % q->cap];
+        items[i] = *slot(q, i);
     free(q->items);
     q->items = items;
     q->head = 0;
@@ -34,25 +51,71 @@ static int grow(struct outq *q)
     return 0;
 }
 
+/* The free slot after the tail (not yet counted), or NULL when out of memory. */
 static struct outq_item *tail_slot(struct outq *q)
 {
     if (q->count == q->cap && grow(q) < 0)
         return NULL;
-    return &q->items[(q->head + q->count) % q->cap];
+    return slot(q, q->count);
+}
+
+/* Ends coalescing into the tail. A buffer left less than half full is copied
+ * to its exact size, so that memory stays in proportion to the bytes queued
+ * when small and large frames alternate. */
+static void seal(struct outq *q)
+{
+    if (q->room >= OUTQ_COALESCE_CAP / 2) {
+        struct outq_item *it = slot(q, q->count - 1);
+        struct sbuf *s = sbuf_new(it->buf->len);
+        if (s) {
+            memcpy(s->data, it->buf->data, it->buf->len);
+            sbuf_unref(it->buf);
+            it->buf = s;
+        }
+    }
+    q->room = 0;
+}
+
+/* Appends n bytes to the tail coalescing buffer, starting a new one if they do not fit. */
+static int coalesce(struct outq *q, const uint8_t *p, size_t n)
+{
+    if (q->room < n) {
+        struct outq_item *it = tail_slot(q);
+        struct sbuf *c = it ? sbuf_new(OUTQ_COALESCE_CAP) : NULL;
+        if (!c)
+            return -1;
+        seal(q);
+        c->len = 0;
+        it->buf = c;
+        it->off = 0;
+        it->is_file = 0;
+        q->count++;
+        q->room = OUTQ_COALESCE_CAP;
+    }
+    struct sbuf *c = slot(q, q->count - 1)->buf;
+    memcpy(c->data + c->len, p, n);
+    c->len += (uint32_t)n;
+    q->room -= (uint32_t)n;
+    q->bytes += n;
+    return 0;
 }
 
 int outq_push(struct outq *q, struct sbuf *s, size_t off)
 {
     if (off >= s->len)
         return 0;
+    size_t n = s->len - off;
+    if (n <= OUTQ_COALESCE_MAX && q->count)
+        return coalesce(q, s->data + off, n);
     struct outq_item *it = tail_slot(q);
     if (!it)
         return -1;
+    seal(q);
     it->buf = sbuf_ref(s);
-    it->file = NULL;
     it->off = (uint32_t)off;
+    it->is_file = 0;
     q->count++;
-    q->bytes += s->len - off;
+    q->bytes += n;
     return 0;
 }
 
@@ -65,36 +128,59 @@ int outq_push_file(struct outq *q, int fd, off_t off, size_t len)
         close(fd);
         return len ? -1 : 0;
     }
+    seal(q);
     f->fd = fd;
     f->off = off;
     f->left = len;
-    it->buf = NULL;
     it->file = f;
     it->off = 0;
+    it->is_file = 1;
     q->count++;
     q->bytes += len;
     return 0;
 }
 
-int outq_empty(const struct outq *q)
+int outq_iov(const struct outq *q, struct iovec *iov, int max, size_t budget)
 {
-    return q->count == 0;
+    int n = 0;
+    size_t total = 0;
+    for (uint32_t i = 0; i < q->count && n < max && (n == 0 || total < budget); i++) {
+        const struct outq_item *it = slot(q, i);
+        if (it->is_file)
+            break;
+        iov[n].iov_base = it->buf->data + it->off;
+        iov[n].iov_len = it->buf->len - it->off;
+        total += iov[n].iov_len;
+        n++;
+    }
+    return n;
+}
+
+int outq_file(const struct outq *q, int *fd, off_t *off, size_t *left)
+{
+    if (!q->count || !q->items[q->head].is_file)
+        return 0;
+    const struct out_file *f = q->items[q->head].file;
+    *fd = f->fd;
+    *off = f->off;
+    *left = f->left;
+    return 1;
 }
 
 /* Bytes of the item not yet written. */
 static size_t item_left(const struct outq_item *it)
 {
-    return it->buf ? it->buf->len - it->off : it->file->left;
+    return it->is_file ? it->file->left : it->buf->len - it->off;
 }
 
 /* Drops the item's reference, or closes its file. */
 static void item_release(struct outq_item *it)
 {
-    if (it->buf) {
-        sbuf_unref(it->buf);
-    } else {
+    if (it->is_file) {
         close(it->file->fd);
         free(it->file);
+    } else {
+        sbuf_unref(it->buf);
     }
 }
 
@@ -104,7 +190,7 @@ static void free_if_empty(struct outq *q)
     if (q->count == 0) {
         free(q->items);
         q->items = NULL;
-        q->head = q->cap = 0;
+        q->head = q->cap = q->room = 0;
     }
 }
 
@@ -116,8 +202,7 @@ static void release_head(struct outq *q)
     free_if_empty(q);
 }
 
-/* Marks n bytes as sent from the head, releasing finished items. */
-static void advance(struct outq *q, size_t n)
+void outq_advance(struct outq *q, size_t n)
 {
     q->bytes -= n;
     q->sent += (uint32_t)n;
@@ -125,11 +210,12 @@ static void advance(struct outq *q, size_t n)
         struct outq_item *it = &q->items[q->head];
         size_t left = item_left(it);
         if (n < left) {
-            if (it->buf) {
-                it->off += (uint32_t)n;
-            } else {
+            if (it->is_file) {
                 it->file->off += (off_t)n;
                 it->file->left -= n;
+                it->off = 1;
+            } else {
+                it->off += (uint32_t)n;
             }
             return;
         }
@@ -138,67 +224,37 @@ static void advance(struct outq *q, size_t n)
     }
 }
 
-static ssize_t write_file(struct outq *q, int fd, size_t budget)
+size_t outq_bytes(const struct outq *q)
 {
-    struct out_file *f = q->items[q->head].file;
-    size_t want = f->left < budget ? f->left : budget;
-    off_t off = f->off;
-    ssize_t n = sendfile(fd, f->fd, &off, want);
-    if (n == 0) {
-        errno = EIO;   /* the file shrank under us: the promised length cannot be sent */
-        return -1;
-    }
-    return n;
+    return q->bytes;
 }
 
-static ssize_t write_bufs(struct outq *q, int fd, size_t budget)
+size_t outq_cost(const struct outq *q)
 {
-    struct iovec iov[OUTQ_IOV];
-    int n = 0;
-    size_t total = 0;
-    for (uint32_t i = 0; i < q->count && n < OUTQ_IOV && total < budget; i++) {
-        struct outq_item *it = &q->items[(q->head + i) % q->cap];
-        if (!it->buf)
-            break;
-        iov[n].iov_base = it->buf->data + it->off;
-        iov[n].iov_len = it->buf->len - it->off;
-        total += iov[n].iov_len;
-        n++;
-    }
-    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n};
-    return sendmsg(fd, &msg, MSG_NOSIGNAL);
+    return q->bytes + q->room + (size_t)q->count * OUTQ_ITEM_COST + (size_t)q->cap * sizeof(struct outq_item);
 }
 
-ssize_t outq_write(struct outq *q, int fd, size_t budget)
+uint32_t outq_sent(const struct outq *q)
 {
-    size_t sent = 0;
-    while (q->count && sent < budget) {
-        int is_file = q->items[q->head].buf == NULL;
-        ssize_t n = is_file ? write_file(q, fd, budget - sent) : write_bufs(q, fd, budget - sent);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                break;
-            return -1;
-        }
-        advance(q, (size_t)n);
-        sent += (size_t)n;
-    }
-    return (ssize_t)sent;
+    return q->sent;
 }
 
 void outq_drop_unsent(struct outq *q)
 {
-    struct outq_item *head = q->count ? &q->items[q->head] : NULL;
-    uint32_t keep = head && head->buf && head->off > 0 ? 1 : 0;
+    uint32_t keep = q->count && q->items[q->head].off > 0 ? 1 : 0;
     while (q->count > keep) {
-        struct outq_item *it = &q->items[(q->head + q->count - 1) % q->cap];
+        struct outq_item *it = slot(q, q->count - 1);
         q->bytes -= item_left(it);
         item_release(it);
         q->count--;
     }
+    q->room = 0;
     free_if_empty(q);
+}
+
+int outq_empty(const struct outq *q)
+{
+    return q->count == 0;
 }
 
 void outq_clear(struct outq *q)

@@ -1,7 +1,9 @@
 /* server: the listening socket, accepting until EAGAIN, shedding load when
- * out of file descriptors (a reserve fd), the live/pending/dead connection
- * lists, the route table, and the work done before each wait: flush pending
- * output, then free connections closed during the iteration. */
+ * out of file descriptors (a reserve fd), the memory of every connection and
+ * the lists it is on, and the safe point before each wait: tell endpoints of
+ * closed connections, flush pending output (in slices, first in first out),
+ * then free connections that died during the iteration. Nothing is freed
+ * anywhere else. */
 #include "server.h"
 
 #include <errno.h>
@@ -17,10 +19,59 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "pool.h"
+#include "response.h"
+
+#define SERVER_RX_SIZE (64 * 1024)
+
+/* The server's record of one connection: its list links, then the connection. */
+struct slot {
+    struct slot *prev, *next;   /* live list, then dead list */
+    struct slot *pending_next;  /* flush list */
+    struct slot *closed_next;   /* connections whose endpoint must be told */
+    uint8_t pending, closed;   /* on the flush list; on the closed list */
+    _Alignas(16) unsigned char conn[];
+};
+
+struct server {
+    struct loop *loop;
+    struct server_config cfg;
+    struct conn_env env;
+    struct conn_stats stats;
+    struct response_date date;
+    struct transport transport;
+    server_request_fn on_request;
+    void *request_ctx;
+    int stopping;               /* shutting down: no new connections */
+    struct loop_timer shutdown_timer;
+    struct loop_timer housekeeping; /* once a second: hands freed memory back */
+    struct loop_io listener;
+    int reserve_fd;             /* spare fd, given up to shed a connection when out of fds */
+    struct slot *live;
+    struct slot *pending;       /* to flush before the next wait, */
+    struct slot **pending_tail; /* in the order they got output (first in, first written) */
+    struct slot *closed;        /* closed with an endpoint to tell */
+    struct slot *dead;          /* socket closed, freed at the safe point */
+    struct pool slots;
+    size_t nconns;
+    uint64_t accepted;
+    uint64_t fd_warned_ms;      /* when running out of fds was last logged */
+    uint8_t *rx;                /* reads land here; leftovers go to the connection */
+};
+
+static struct slot *slot_of(struct conn *c)
+{
+    return (struct slot *)((unsigned char *)c - offsetof(struct slot, conn));
+}
+
+static struct conn *conn_of(struct slot *s)
+{
+    return (struct conn *)s->conn;
+}
 
 static void before_wait(struct loop *l, void *data);
 
-static int listen_on(const struct config *cfg)
+static int listen_on(const struct server_config *cfg)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
@@ -61,8 +112,8 @@ static void refuse(struct server *srv, int fd, const char *why)
                      strlen(why) + 1, why);
     send(fd, response, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
     close(fd);
-    srv->stats.accepted++;
-    srv->stats.closed[STATS_CLOSE_LIMIT]++;
+    srv->accepted++;
+    srv->stats.closed[CONN_CLOSE_LIMIT]++;
 }
 
 /* Out of descriptors: give up the reserve fd, accept one waiting connection,
@@ -77,6 +128,37 @@ static int shed_one(struct server *srv)
         refuse(srv, fd, "server is out of file descriptors");
     srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     return fd >= 0 ? 0 : -1;
+}
+
+static void log_conn_open(struct server *srv, int fd, const struct sockaddr_storage *peer, socklen_t peer_len)
+{
+    char host[64], port[16];
+    if (getnameinfo((const struct sockaddr *)peer, peer_len, host, sizeof(host), port, sizeof(port),
+                    NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+        strcpy(host, "?"), strcpy(port, "?");
+    log_msg(LOG_DEBUG, "conn open fd=%d peer=%s:%s open=%zu", fd, host, port, srv->nconns);
+}
+
+/* Sets up a connection for an accepted socket and puts it on the live list. */
+static void adopt(struct server *srv, int fd)
+{
+    struct slot *s = pool_alloc(&srv->slots);
+    if (!s) {
+        close(fd);
+        log_msg(LOG_WARN, "conn setup failed error=\"out of memory\"");
+        return;
+    }
+    if (!conn_init(s->conn, &srv->env, fd)) {
+        pool_free(&srv->slots, s);
+        log_msg(LOG_WARN, "conn setup failed error=\"%s\"", strerror(errno));
+        return;
+    }
+    s->next = srv->live;
+    if (srv->live)
+        srv->live->prev = s;
+    srv->live = s;
+    srv->nconns++;
+    srv->accepted++;
 }
 
 static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
@@ -98,31 +180,62 @@ static void on_accept(struct loop *l, struct loop_io *io, uint32_t events)
                 log_msg(LOG_WARN, "accept failed error=\"%s\"", strerror(errno));
             return;
         }
-        if (srv->nconns >= srv->cfg->max_conns) {
+        if (srv->nconns >= srv->cfg.max_conns) {
             refuse(srv, fd, "server is at its connection limit");
             continue;
         }
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        struct conn *c = conn_new(srv, fd);
-        if (!c) {
-            log_msg(LOG_WARN, "conn setup failed error=\"%s\"", strerror(errno));
-            continue;
-        }
-        c->next = srv->conns;
-        if (srv->conns)
-            srv->conns->prev = c;
-        srv->conns = c;
-        srv->nconns++;
-        srv->stats.accepted++;
-        if (log_enabled(LOG_DEBUG)) {
-            char host[64], port[16];
-            if (getnameinfo((struct sockaddr *)&peer, peer_len, host, sizeof(host), port, sizeof(port),
-                            NI_NUMERICHOST | NI_NUMERICSERV) != 0)
-                strcpy(host, "?"), strcpy(port, "?");
-            log_msg(LOG_DEBUG, "conn open fd=%d peer=%s:%s open=%zu", fd, host, port, srv->nconns);
-        }
+        adopt(srv, fd);
+        if (log_enabled(LOG_DEBUG))
+            log_conn_open(srv, fd, &peer, peer_len);
     }
+}
+
+/* conn_env callbacks. */
+static void env_request(void *ctx, struct conn *c, const struct http_request *req)
+{
+    struct server *srv = ctx;
+    srv->on_request(srv->request_ctx, c, req);
+}
+
+static void env_want_flush(void *ctx, struct conn *c)
+{
+    struct server *srv = ctx;
+    struct slot *s = slot_of(c);
+    if (s->pending)
+        return;
+    s->pending = 1;
+    s->pending_next = NULL;
+    *srv->pending_tail = s;
+    srv->pending_tail = &s->pending_next;
+}
+
+static void env_closed(void *ctx, struct conn *c)
+{
+    struct server *srv = ctx;
+    struct slot *s = slot_of(c);
+    if (s->closed)
+        return;
+    s->closed = 1;
+    s->closed_next = srv->closed;
+    srv->closed = s;
+}
+
+static void env_dead(void *ctx, struct conn *c)
+{
+    struct server *srv = ctx;
+    struct slot *s = slot_of(c);
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        srv->live = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    srv->nconns--;
+    s->prev = NULL;
+    s->next = srv->dead;
+    srv->dead = s;
 }
 
 #define HOUSEKEEPING_MS 1000
@@ -138,30 +251,40 @@ static void on_housekeeping(struct loop *l, struct loop_timer *t)
     loop_timer_after(l, t, HOUSEKEEPING_MS);
 }
 
-struct server *server_new(struct loop *loop, const struct config *cfg)
+struct server *server_new(struct loop *loop, const struct server_config *cfg, server_request_fn on_request,
+                          void *ctx)
 {
     struct server *srv = calloc(1, sizeof(*srv));
-    if (!srv)
-        return NULL;
-    srv->loop = loop;
-    srv->cfg = cfg;
-    srv->started_ms = loop_now(loop);
-    srv->pending_tail = &srv->pending;
-    pool_init(&srv->conn_pool, sizeof(struct conn), 64);
-    srv->static_fd = open(cfg->static_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (srv->static_fd < 0) {
-        log_msg(LOG_ERROR, "static directory unreadable static=%s error=\"%s\"", cfg->static_dir, strerror(errno));
+    size_t rx_size = cfg->limits.max_head + SERVER_RX_SIZE;
+    uint8_t *rx = srv ? malloc(rx_size) : NULL;
+    if (!rx) {
         free(srv);
+        log_msg(LOG_ERROR, "server setup failed error=\"out of memory\"");
         return NULL;
     }
+    srv->loop = loop;
+    srv->cfg = *cfg;
+    srv->rx = rx;
+    srv->on_request = on_request;
+    srv->request_ctx = ctx;
+    srv->pending_tail = &srv->pending;
+    srv->transport = (struct transport){.ops = &transport_tcp_ops};
+    srv->env = (struct conn_env){
+        .loop = loop, .rx = rx, .rx_size = rx_size, .limits = &srv->cfg.limits, .stats = &srv->stats,
+        .transport = &srv->transport, .date = &srv->date, .ctx = srv,
+        .request = env_request, .want_flush = env_want_flush, .closed = env_closed, .dead = env_dead,
+    };
+    pool_init(&srv->slots, sizeof(struct slot) + conn_size(), 64);
     srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     srv->listener.fd = listen_on(cfg);
     srv->listener.cb = on_accept;
     if (srv->listener.fd < 0 || loop_io_add(loop, &srv->listener, LOOP_READ) < 0) {
         if (srv->listener.fd >= 0)
             close(srv->listener.fd);
-        close(srv->static_fd);
-        close(srv->reserve_fd);
+        if (srv->reserve_fd >= 0)
+            close(srv->reserve_fd);
+        pool_destroy(&srv->slots);
+        free(rx);
         free(srv);
         return NULL;
     }
@@ -171,19 +294,31 @@ struct server *server_new(struct loop *loop, const struct config *cfg)
     return srv;
 }
 
-/* Frees closed connections, except those still on the flush list (a pass may
+/* Tells endpoints of the connections that closed; their leave events may
+ * close more (slow consumers), which the same loop handles. */
+static void tell_closed(struct server *srv)
+{
+    while (srv->closed) {
+        struct slot *s = srv->closed;
+        srv->closed = s->closed_next;
+        s->closed = 0;
+        conn_detach_endpoint(conn_of(s));
+    }
+}
+
+/* Frees dead connections, except those still on the flush list (a pass may
  * stop before reaching them): they are freed once a pass has taken them off. */
 static void free_dead(struct server *srv)
 {
-    struct conn **p = &srv->dead;
+    struct slot **p = &srv->dead;
     while (*p) {
-        struct conn *c = *p;
-        if (c->flags & CONN_F_PENDING) {
-            p = &c->next;
+        struct slot *s = *p;
+        if (s->pending) {
+            p = &s->next;
             continue;
         }
-        *p = c->next;
-        pool_free(&srv->conn_pool, c);
+        *p = s->next;
+        pool_free(&srv->slots, s);
     }
 }
 
@@ -191,10 +326,11 @@ void server_free(struct server *srv)
 {
     if (!srv)
         return;
-    while (srv->conns)
-        conn_abort(srv->conns);
-    for (struct conn *c = srv->pending; c; c = c->pending_next)
-        c->flags &= (uint16_t)~CONN_F_PENDING;
+    while (srv->live)
+        conn_abort(conn_of(srv->live));
+    tell_closed(srv);
+    for (struct slot *s = srv->pending; s; s = s->pending_next)
+        s->pending = 0;
     srv->pending = NULL;
     srv->pending_tail = &srv->pending;
     free_dead(srv);
@@ -204,95 +340,68 @@ void server_free(struct server *srv)
     }
     loop_timer_cancel(srv->loop, &srv->shutdown_timer);
     loop_timer_cancel(srv->loop, &srv->housekeeping);
-    pool_destroy(&srv->conn_pool);
-    close(srv->static_fd);
+    pool_destroy(&srv->slots);
     if (srv->reserve_fd >= 0)
         close(srv->reserve_fd);
+    free(srv->rx);
     free(srv);
-}
-
-int server_route(struct server *srv, const char *path, int prefix, const struct endpoint *ep)
-{
-    if (srv->nroutes == SERVER_MAX_ROUTES)
-        return -1;
-    srv->routes[srv->nroutes++] = (struct route){path, prefix, ep};
-    return 0;
-}
-
-const struct endpoint *server_find_route(const struct server *srv, const char *path, size_t len)
-{
-    for (size_t i = 0; i < srv->nroutes; i++) {
-        const struct route *r = &srv->routes[i];
-        size_t n = strlen(r->path);
-        if (len == n && memcmp(path, r->path, n) == 0)
-            return r->ep;
-        if (r->prefix && len > n && memcmp(path, r->path, n) == 0 && path[n] == '/')
-            return r->ep;
-    }
-    return NULL;
-}
-
-void server_want_flush(struct server *srv, struct conn *c)
-{
-    if (c->state == CONN_DEAD || (c->flags & CONN_F_PENDING))
-        return;
-    c->flags |= CONN_F_PENDING;
-    c->pending_next = NULL;
-    *srv->pending_tail = c;
-    srv->pending_tail = &c->pending_next;
-}
-
-void server_conn_dead(struct server *srv, struct conn *c)
-{
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        srv->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    srv->nconns--;
-    log_msg(LOG_DEBUG, "conn close fd=%d why=%s open=%zu", c->io.fd, stats_close_name(c->why), srv->nconns);
-    c->prev = NULL;
-    c->next = srv->dead;
-    srv->dead = c;
 }
 
 /* Connections written per pass before input is looked at again: a broadcast
  * to thousands then lets the publishers' next messages join the queues of the
- * members not yet written, so they go out in the same sendmsg. */
+ * members not yet written, so they go out in the same write. */
 #define FLUSH_SLICE 128
 
+/* The safe point: nothing that a callback of this iteration could still
+ * hold is freed before here. */
 static void before_wait(struct loop *l, void *data)
 {
     struct server *srv = data;
-    for (unsigned n = 0; srv->pending; n++) {
-        if (n == FLUSH_SLICE) {
+    unsigned n = 0;
+    for (;;) {
+        tell_closed(srv);
+        if (!srv->pending)
+            break;
+        if (n++ == FLUSH_SLICE) {
             loop_wake(l);   /* look at input before writing to the rest */
             break;
         }
-        struct conn *c = srv->pending;
-        srv->pending = c->pending_next;
+        struct slot *s = srv->pending;
+        srv->pending = s->pending_next;
         if (!srv->pending)
             srv->pending_tail = &srv->pending;
-        c->flags &= (uint16_t)~CONN_F_PENDING;
-        conn_flush(c);
+        s->pending = 0;
+        conn_flush(conn_of(s));
     }
     free_dead(srv);
     if (srv->stopping && srv->nconns == 0)
         loop_stop(l);
 }
 
-void server_set_stats_source(struct server *srv, server_stats_fn fn, void *ctx)
+void server_metrics(struct server *srv, struct metrics *m)
 {
-    srv->stats_fill = fn;
-    srv->stats_ctx = ctx;
-}
-
-const struct stats *server_stats(struct server *srv)
-{
-    if (srv->stats_fill)
-        srv->stats_fill(srv->stats_ctx, &srv->stats);
-    return &srv->stats;
+    const struct conn_stats *st = &srv->stats;
+    metrics_group_begin(m, "connections", "wshub_connections", METRICS_GAUGE, "Open connections by type.", "type");
+    metrics_group_value(m, "http", st->http);
+    metrics_group_value(m, "websocket", st->websocket);
+    metrics_group_end(m);
+    metrics_value(m, "connections_accepted", "wshub_connections_accepted_total", METRICS_COUNTER,
+                  "Connections accepted.", srv->accepted);
+    metrics_value(m, "messages_in", "wshub_messages_received_total", METRICS_COUNTER,
+                  "WebSocket messages received.", st->messages_in);
+    metrics_value(m, "messages_out", "wshub_messages_sent_total", METRICS_COUNTER,
+                  "WebSocket messages queued to clients.", st->messages_out);
+    metrics_value(m, "bytes_in", "wshub_bytes_received_total", METRICS_COUNTER, "Bytes read from sockets.",
+                  st->bytes_in);
+    metrics_value(m, "bytes_out", "wshub_bytes_sent_total", METRICS_COUNTER, "Bytes written to sockets.",
+                  st->bytes_out);
+    metrics_value(m, "pings_sent", "wshub_pings_sent_total", METRICS_COUNTER, "Keepalive pings sent.",
+                  st->pings_sent);
+    metrics_group_begin(m, "closed", "wshub_connections_closed_total", METRICS_COUNTER,
+                        "Connections ended, by reason.", "reason");
+    for (int i = 0; i < CONN_CLOSE_COUNT; i++)
+        metrics_group_value(m, conn_close_name((enum conn_close_why)i), st->closed[i]);
+    metrics_group_end(m);
 }
 
 static void on_shutdown_timeout(struct loop *l, struct loop_timer *t)
@@ -313,11 +422,11 @@ void server_shutdown(struct server *srv)
     loop_io_del(srv->loop, &srv->listener);
     close(srv->listener.fd);
     srv->listener.fd = -1;
-    log_msg(LOG_INFO, "shutting down open=%zu timeout_s=%u", srv->nconns, srv->cfg->shutdown_timeout);
-    for (struct conn *c = srv->conns, *next; c; c = next) {
-        next = c->next;
-        conn_shutdown(c);
+    log_msg(LOG_INFO, "shutting down open=%zu timeout_s=%u", srv->nconns, srv->cfg.shutdown_timeout);
+    for (struct slot *s = srv->live, *next; s; s = next) {
+        next = s->next;
+        conn_shutdown(conn_of(s));
     }
     srv->shutdown_timer.cb = on_shutdown_timeout;
-    loop_timer_after(srv->loop, &srv->shutdown_timer, srv->cfg->shutdown_timeout * 1000ull);
+    loop_timer_after(srv->loop, &srv->shutdown_timer, srv->cfg.shutdown_timeout * 1000ull);
 }

@@ -1,6 +1,7 @@
 /* ws: RFC 6455 frame parser and encoder, sans-I/O. Owns frame validation,
  * fragmentation state, incremental UTF-8 checking of text and close payloads.
- * Never does I/O, never allocates: payloads are unmasked in the caller's buffer. */
+ * Never does I/O; the parser never allocates (payloads are unmasked in the
+ * caller's buffer); ws_frame_new allocates the shared frame it returns. */
 #include "ws.h"
 
 #include <string.h>
@@ -10,7 +11,24 @@
 void ws_parser_init(struct ws_parser *p, uint64_t max_message)
 {
     memset(p, 0, sizeof(*p));
-    p->max_message = max_message;
+    p->max_text = p->max_binary = max_message;
+}
+
+void ws_parser_set_limits(struct ws_parser *p, uint64_t max_text, uint64_t max_binary)
+{
+    p->max_text = max_text;
+    p->max_binary = max_binary;
+}
+
+struct sbuf *ws_frame_new(enum ws_opcode op, const void *payload, size_t len)
+{
+    struct sbuf *s = sbuf_new(ws_header_len(len) + len);
+    if (!s)
+        return NULL;
+    size_t h = ws_encode_header(s->data, op, len);
+    if (len)
+        memcpy(s->data + h, payload, len);
+    return s;
 }
 
 /* Why the stream failed; the parser keeps only this index. */
@@ -197,7 +215,9 @@ static size_t parse_header(struct ws_parser *p, uint8_t *buf, size_t len, struct
     }
 
     uint64_t so_far = opcode == WS_OP_CONT ? p->msg_len : 0;
-    if (p->max_message && plen > p->max_message - so_far)
+    unsigned msg_op = opcode == WS_OP_CONT ? p->msg_opcode : opcode;
+    uint64_t max = msg_op == WS_OP_TEXT ? p->max_text : p->max_binary;
+    if (max && plen > max - so_far)
         return fail(p, ev, WS_CLOSE_TOO_BIG, F_TOO_BIG);
     if (opcode != WS_OP_CONT) {
         p->msg_opcode = (uint8_t)opcode;

@@ -769,7 +769,8 @@ def test_slow_consumer_is_cut_others_get_everything(start_server):
     1000 binary messages of 2 KiB each with sequence numbers. The non-reader
     is cut with 1008 (the others get its leave) and every reader receives all
     2000 messages, each publisher's in order, all readers in the same order."""
-    srv = start_server("--max-backlog", "262144", "--rate-limit", "0", "--close-timeout", "15")
+    srv = start_server("--max-backlog", "262144", "--rate-limit", "0", "--binary-rate-limit", "0",
+                       "--binary-byte-rate", "0", "--close-timeout", "15")
     room = "slowroom"
     per_pub = 1000
     pad = b"x" * 2040

@@ -662,7 +662,8 @@ def test_presence_limit_quiets_big_rooms(start_server):
     run(go())
 
 
-def test_binary_fan_out(server):
+def test_binary_fan_out(start_server):
+    server = start_server("--max-binary", "100000")   # room for a 64-bit frame length
     blobs = [bytes(range(256)) * 3, b'{"type":"message","room":"bin"}', b"",
              os.urandom(70000), b"\xff\xfe invalid utf-8 \xc3"]
 
@@ -908,7 +909,8 @@ def test_raw_client_gets_welcome_and_join(server):
 
 
 def test_slow_consumer_cut_off(start_server):
-    srv = start_server("--max-backlog", "65536", "--rate-limit", "0")
+    srv = start_server("--max-backlog", "65536", "--rate-limit", "0", "--binary-rate-limit", "0",
+                       "--binary-byte-rate", "0")
     size = 4096
     window = 4           # a fast member never has more than this many own frames in flight
     extra_after = 30     # frames each sender still sends after the slow member left

@@ -63,7 +63,8 @@ def run_ok(server, workload, *args):
 
 @pytest.fixture
 def hub(start_server):
-    return start_server("--rate-limit", "0")
+    return start_server("--rate-limit", "0", "--binary-rate-limit", "0", "--binary-byte-rate", "0",
+                        "--max-binary", "1m")
 
 
 def test_echo(hub):

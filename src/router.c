@@ -1,20 +1,91 @@
-/* request: routing of one HTTP request: common checks (method, Host, body),
- * then upgrade (RFC 6455 section 4.2.2), or a static file. Queues its answer
- * through conn; never touches the socket itself. */
-#include "request.h"
+/* router: the route table and the answer to one HTTP request: common checks
+ * (method, Host, body), then upgrade (RFC 6455 section 4.2.2), a built-in
+ * endpoint, or a static file. Queues its answer through conn; never touches
+ * a socket itself. */
+#include "router.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "cidr.h"
 #include "files.h"
 #include "handshake.h"
-#include "server.h"
-#include "stats.h"
+#include "log.h"
+
+struct route {
+    const char *path;           /* "/echo", or a mount point like "/ws" */
+    size_t len;
+    int prefix;                 /* also every path below it */
+    const struct endpoint *ep;
+};
+
+struct router {
+    struct router_config cfg;
+    int static_fd;              /* the static directory, opened once */
+    router_stats_fn stats;
+    void *stats_ctx;
+    struct route routes[ROUTER_MAX_ROUTES];
+    size_t nroutes;
+};
+
+struct router *router_new(const struct router_config *cfg)
+{
+    struct router *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->cfg = *cfg;
+    r->static_fd = open(cfg->static_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (r->static_fd < 0) {
+        log_msg(LOG_ERROR, "static directory unreadable static=%s error=\"%s\"", cfg->static_dir, strerror(errno));
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void router_free(struct router *r)
+{
+    if (!r)
+        return;
+    close(r->static_fd);
+    free(r);
+}
+
+int router_mount(struct router *r, const char *path, int prefix, const struct endpoint *ep)
+{
+    if (r->nroutes == ROUTER_MAX_ROUTES)
+        return -1;
+    r->routes[r->nroutes++] = (struct route){path, strlen(path), prefix, ep};
+    return 0;
+}
+
+void router_set_stats(struct router *r, router_stats_fn fn, void *ctx)
+{
+    r->stats = fn;
+    r->stats_ctx = ctx;
+}
+
+/* The route for a request path (still percent-encoded), or NULL; *rest is
+ * what follows the mount point. */
+static const struct route *find_route(const struct router *r, struct http_slice path, struct http_slice *rest)
+{
+    for (size_t i = 0; i < r->nroutes; i++) {
+        const struct route *rt = &r->routes[i];
+        if (path.n < rt->len || memcmp(path.p, rt->path, rt->len) != 0)
+            continue;
+        if (path.n == rt->len || (rt->prefix && path.p[rt->len] == '/')) {
+            *rest = (struct http_slice){path.p + rt->len, path.n - rt->len};
+            return rt;
+        }
+    }
+    return NULL;
+}
 
 static int wants_keep_alive(const struct http_request *req)
 {
@@ -59,7 +130,7 @@ static int refuse_body(struct conn *c, const struct http_request *req)
 
 /* With --allow-origin, a browser's upgrade must come from a listed Origin.
  * Clients that send no Origin (not browsers) carry no one's cookies: allowed. */
-static int origin_allowed(const struct config *cfg, const struct http_request *req)
+static int origin_allowed(const struct router_config *cfg, const struct http_request *req)
 {
     const struct http_slice *origin = http_header_get(req, "Origin");
     if (cfg->n_allow_origin == 0 || !origin)
@@ -70,9 +141,10 @@ static int origin_allowed(const struct config *cfg, const struct http_request *r
     return 0;
 }
 
-static void upgrade(struct conn *c, const struct http_request *req, const struct endpoint *ep)
+static void upgrade(struct router *r, struct conn *c, const struct http_request *req, const struct route *rt,
+                    struct http_slice rest)
 {
-    if (!origin_allowed(c->srv->cfg, req)) {
+    if (!origin_allowed(&r->cfg, req)) {
         conn_http_text(c, 403, "origin not allowed", NULL, 0);
         return;
     }
@@ -84,10 +156,10 @@ static void upgrade(struct conn *c, const struct http_request *req, const struct
         conn_http_text(c, hs.status, hs.reason, extra, 0);
         return;
     }
-    conn_upgrade(c, ep, req, hs.accept);
+    conn_upgrade(c, rt->ep, req, rest, hs.accept);
 }
 
-static void serve_file(struct conn *c, const struct http_request *req, int keep_alive)
+static void serve_file(struct router *r, struct conn *c, const struct http_request *req, int keep_alive)
 {
     char path[4096];
     if (http_path_decode(req->path, path, sizeof(path)) < 0) {
@@ -95,7 +167,7 @@ static void serve_file(struct conn *c, const struct http_request *req, int keep_
         return;
     }
     struct file_result f;
-    switch (files_open(c->srv->static_fd, path, &f)) {
+    switch (files_open(r->static_fd, path, &f)) {
     case 200: {
         char headers[512], mtime[64];
         struct tm tm;
@@ -103,9 +175,10 @@ static void serve_file(struct conn *c, const struct http_request *req, int keep_
         strftime(mtime, sizeof(mtime), "%a, %d %b %Y %H:%M:%S GMT", &tm);
         snprintf(headers, sizeof(headers), "Content-Type: %s\r\nLast-Modified: %s\r\nCache-Control: no-cache\r\n",
                  f.content_type, mtime);
-        if (conn_http_head(c, 200, headers, f.size, NULL, keep_alive) < 0 ||
-            conn_http_file(c, f.fd, f.size) < 0)
-            conn_abort(c);
+        if (conn_http_head(c, 200, headers, f.size, NULL, keep_alive) < 0)
+            close(f.fd);
+        else
+            conn_http_file(c, f.fd, f.size);
         return;
     }
     case 301: {
@@ -126,18 +199,17 @@ static void serve_file(struct conn *c, const struct http_request *req, int keep_
     }
 }
 
-static int peer_may_see_stats(const struct conn *c)
+static int peer_may_see_stats(const struct router *r, const struct conn *c)
 {
     struct sockaddr_storage ss;
-    socklen_t len = sizeof(ss);
-    if (getpeername(c->io.fd, (struct sockaddr *)&ss, &len) < 0)
+    socklen_t len;
+    if (conn_peer(c, &ss, &len) < 0)
         return 0;
-    const struct config *cfg = c->srv->cfg;
-    return cidr_match_any(cfg->stats_allow, cfg->n_stats_allow, (struct sockaddr *)&ss);
+    return cidr_match_any(r->cfg.stats_allow, r->cfg.n_stats_allow, (struct sockaddr *)&ss);
 }
 
 /* /healthz, /stats and /metrics. Returns 1 when path was one of them. */
-static int serve_builtin(struct conn *c, const struct http_request *req, int keep_alive)
+static int serve_builtin(struct router *r, struct conn *c, const struct http_request *req, int keep_alive)
 {
     int json = http_slice_eq(req->path, "/stats"), prom = http_slice_eq(req->path, "/metrics");
     if (http_slice_eq(req->path, "/healthz")) {
@@ -146,40 +218,43 @@ static int serve_builtin(struct conn *c, const struct http_request *req, int kee
     }
     if (!json && !prom)
         return 0;
-    if (!peer_may_see_stats(c)) {
+    if (!peer_may_see_stats(r, c)) {
         conn_http_text(c, 403, "stats are not served to this address (see --stats-allow)", NULL, keep_alive);
         return 1;
     }
-    struct server *srv = c->srv;
-    const struct stats *st = server_stats(srv);
-    uint64_t uptime = (loop_now(srv->loop) - srv->started_ms) / 1000;
     struct buf body = {0};
-    int rc = json ? stats_render_json(st, uptime, &body) : stats_render_prometheus(st, uptime, &body);
+    struct metrics m;
+    metrics_begin(&m, &body, json ? METRICS_JSON : METRICS_PROMETHEUS);
+    if (r->stats)
+        r->stats(r->stats_ctx, &m);
+    int rc = metrics_end(&m);
     const char *type = json ? "Content-Type: application/json\r\nCache-Control: no-store\r\n"
                             : "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\nCache-Control: no-store\r\n";
-    if (rc < 0 || conn_http_head(c, 200, type, body.len, body.data, keep_alive) < 0)
-        conn_abort(c);
+    if (rc < 0)
+        conn_http_text(c, 503, "out of memory", "Retry-After: 1\r\n", 0);
+    else
+        conn_http_head(c, 200, type, body.len, body.data, keep_alive);
     buf_free(&body);
     return 1;
 }
 
-void request_handle(struct conn *c, const struct http_request *req)
+void router_handle(void *router, struct conn *c, const struct http_request *req)
 {
+    struct router *r = router;
     int head = http_slice_eq(req->method, "HEAD");
     int get = http_slice_eq(req->method, "GET");
-    conn_http_set_head_only(c, head);
+    struct http_slice rest;
+    const struct route *rt;
     if (!get && !head) {
         conn_http_text(c, 405, "only GET and HEAD are allowed", "Allow: GET, HEAD\r\n", 0);
     } else if (req->version_minor >= 1 && http_header_count(req, "Host") != 1) {
         conn_http_text(c, 400, "an HTTP/1.1 request needs exactly one Host header", NULL, 0);
     } else if (refuse_body(c, req) == 0) {
-        const struct endpoint *ep = server_find_route(c->srv, req->path.p, req->path.n);
-        if (ep)
-            upgrade(c, req, ep);
+        if ((rt = find_route(r, req->path, &rest)))
+            upgrade(r, c, req, rt, rest);
         else if (handshake_is_upgrade(req))
             conn_http_text(c, 404, "no WebSocket endpoint at this path", NULL, 0);
-        else if (!serve_builtin(c, req, wants_keep_alive(req)))
-            serve_file(c, req, wants_keep_alive(req));
+        else if (!serve_builtin(r, c, req, wants_keep_alive(req)))
+            serve_file(r, c, req, wants_keep_alive(req));
     }
-    conn_http_set_head_only(c, 0);
 }

@@ -1,0 +1,227 @@
+/* conn_ws: the WebSocket session on a connection: the upgrade, frames in
+ * (whole messages to the endpoint, reassembled when fragmented), control
+ * frames, the closing handshake, keepalive pings and the idle timeout, and
+ * frames out. Never calls the endpoint for a connection that has left, and
+ * never from inside conn_close (see the re-entrancy rule in conn.h). */
+#include "conn_priv.h"
+
+#include <stdio.h>
+
+#include "log.h"
+
+/* Counts text and binary frames as messages sent. */
+static void count_out(struct conn *c, const struct sbuf *frame)
+{
+    unsigned op = frame->data[0] & 0x0Fu;
+    if (op == WS_OP_TEXT || op == WS_OP_BINARY)
+        conn_stats(c)->messages_out++;
+}
+
+int conn_send_frame(struct conn *c, struct sbuf *frame)
+{
+    if (c->state != CONN_WS)
+        return -1;
+    if (outq_push(&c->out, frame, 0) < 0)
+        return -1;
+    count_out(c, frame);
+    conn_want_flush(c);
+    return 0;
+}
+
+static int send_frame(struct conn *c, enum ws_opcode op, const void *data, size_t len)
+{
+    struct sbuf *s = ws_frame_new(op, data, len);
+    if (!s)
+        return -1;
+    count_out(c, s);
+    return conn_queue(c, s);
+}
+
+int conn_send(struct conn *c, enum ws_opcode op, const void *data, size_t len)
+{
+    if (c->state != CONN_WS)
+        return -1;
+    return send_frame(c, op, data, len);
+}
+
+int conn_ws_send_close(struct conn *c, uint16_t code, const char *reason, enum conn_close_why why)
+{
+    uint8_t payload[WS_MAX_CONTROL_PAYLOAD];
+    size_t n = ws_encode_close_payload(payload, code, reason);
+    c->why = (uint8_t)why;
+    if (send_frame(c, WS_OP_CLOSE, payload, n) < 0) {
+        conn_abort(c);
+        return -1;
+    }
+    if (why != CONN_CLOSE_NORMAL && why != CONN_CLOSE_SHUTDOWN)
+        log_msg(LOG_DEBUG, "conn close fd=%d code=%u reason=\"%s\"", c->io.fd, code, reason ? reason : "");
+    conn_finish(c);
+    if (c->flags & CF_EP_OPEN)
+        c->env->closed(c->env->ctx, c);
+    return 0;
+}
+
+void conn_detach_endpoint(struct conn *c)
+{
+    if (c->flags & CF_EP_OPEN) {
+        c->flags &= (uint8_t)~CF_EP_OPEN;
+        if (c->ep->close)
+            c->ep->close(c->ep->ctx, c);
+    }
+}
+
+void conn_upgrade(struct conn *c, const struct endpoint *ep, const struct http_request *req,
+                  struct http_slice subpath, const char *accept_key)
+{
+    const char *reason = NULL;
+    int status = ep->accept ? ep->accept(ep->ctx, c, req, subpath, &reason) : 0;
+    if (status) {
+        conn_http_text(c, status, reason ? reason : "refused", NULL, 0);
+        return;
+    }
+    c->ep = ep;
+    c->flags |= CF_EP_OPEN;
+    char headers[160];
+    snprintf(headers, sizeof(headers),
+             "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n", accept_key);
+    if (conn_http_head(c, 101, headers, 0, NULL, 1) < 0) {
+        conn_abort(c);
+        return;
+    }
+    c->state = CONN_WS;
+    c->flags |= CF_WAS_WS;
+    conn_stats(c)->http--;
+    conn_stats(c)->websocket++;
+    uint64_t max = c->env->limits->max_message;
+    uint64_t text = ep->max_text && ep->max_text < max ? ep->max_text : max;
+    uint64_t binary = ep->max_binary && ep->max_binary < max ? ep->max_binary : max;
+    ws_parser_init(&c->ws, max);
+    ws_parser_set_limits(&c->ws, text, binary);
+    c->last_rx_ms = c->last_ping_ms = (uint32_t)conn_now_ms(c);
+    conn_arm_timer(c);
+    if (ep->open)
+        ep->open(ep->ctx, c);
+}
+
+static void deliver(struct conn *c, const struct ws_event *ev)
+{
+    if (ev->last) {
+        conn_stats(c)->messages_in++;
+        conn_charge(c, 1);
+    }
+    if (ev->first && ev->last) {
+        c->ep->message(c->ep->ctx, c, ev->opcode, ev->data, ev->len);
+        return;
+    }
+    if (buf_append(&c->msg, ev->data, ev->len) < 0) {
+        conn_close(c, WS_CLOSE_INTERNAL, "out of memory");
+        return;
+    }
+    if (ev->last) {
+        c->ep->message(c->ep->ctx, c, ev->opcode, c->msg.data, c->msg.len);
+        buf_free(&c->msg);
+    }
+}
+
+static void handle_control(struct conn *c, const struct ws_event *ev)
+{
+    conn_charge(c, 1);
+    if (ev->opcode == WS_OP_PING) {
+        if (c->state == CONN_WS && send_frame(c, WS_OP_PONG, ev->data, ev->len) < 0)
+            conn_close(c, WS_CLOSE_INTERNAL, "out of memory");
+    } else if (ev->opcode == WS_OP_CLOSE) {
+        c->flags |= CF_PEER_CLOSED;
+        if (c->state == CONN_WS) {
+            uint16_t code = ev->len >= 2 ? (uint16_t)((ev->data[0] << 8) | ev->data[1]) : 0;
+            conn_close_why(c, code, NULL, CONN_CLOSE_NORMAL);
+        }
+    }
+}
+
+size_t conn_ws_input(struct conn *c, uint8_t *data, size_t len)
+{
+    size_t used = 0;
+    while (used < len) {
+        if (c->state == CONN_DEAD || (c->flags & CF_PEER_CLOSED))
+            return len;
+        if (c->state == CONN_WS && conn_output_blocked(c)) {
+            c->flags |= CF_READ_OFF;
+            return used;
+        }
+        if (c->work >= CONN_WORK_BUDGET)
+            return used;
+        struct ws_event ev;
+        used += ws_parse(&c->ws, data + used, len - used, &ev);
+        switch (ev.type) {
+        case WS_EV_NEED_MORE:
+            return used;
+        case WS_EV_ERROR:
+            conn_close(c, ev.close_code, ev.reason);
+            return len;
+        case WS_EV_DATA:
+            if (c->state == CONN_WS)
+                deliver(c, &ev);
+            break;
+        case WS_EV_CONTROL:
+            handle_control(c, &ev);
+            break;
+        }
+    }
+    return used;
+}
+
+/* Keepalive: the timer fires at the next ping or idle deadline, computed from
+ * when the peer last sent anything. Traffic only stores a timestamp; a quiet
+ * connection costs one timer event per ping interval. Timestamps are 32-bit
+ * loop milliseconds; differences are taken modulo 2^32, which is right for
+ * any interval under 49 days (options stop at one). */
+static uint32_t quiet_ms(const struct conn *c, uint32_t now)
+{
+    return now - c->last_rx_ms;
+}
+
+static uint32_t unpinged_ms(const struct conn *c, uint32_t now)
+{
+    uint32_t since_rx = now - c->last_rx_ms, since_ping = now - c->last_ping_ms;
+    return since_rx < since_ping ? since_rx : since_ping;
+}
+
+void conn_ws_arm_keepalive(struct conn *c)
+{
+    const struct conn_limits *lim = c->env->limits;
+    uint32_t now = (uint32_t)conn_now_ms(c);
+    uint64_t wait = UINT64_MAX;
+    if (lim->idle_timeout) {
+        uint64_t idle = lim->idle_timeout * 1000ull, q = quiet_ms(c, now);
+        wait = q >= idle ? 0 : idle - q;
+    }
+    if (lim->ping_interval) {
+        uint64_t ping = lim->ping_interval * 1000ull, u = unpinged_ms(c, now);
+        uint64_t w = u >= ping ? 0 : ping - u;
+        if (w < wait)
+            wait = w;
+    }
+    if (wait == UINT64_MAX)
+        loop_timer_cancel(c->env->loop, &c->timer);
+    else
+        loop_timer_after(c->env->loop, &c->timer, wait);
+}
+
+void conn_ws_keepalive(struct conn *c)
+{
+    const struct conn_limits *lim = c->env->limits;
+    uint32_t now = (uint32_t)conn_now_ms(c);
+    if (lim->idle_timeout && quiet_ms(c, now) >= lim->idle_timeout * 1000ull) {
+        conn_close_why(c, WS_CLOSE_GOING_AWAY, "idle timeout", CONN_CLOSE_IDLE);
+        return;
+    }
+    if (lim->ping_interval && unpinged_ms(c, now) >= lim->ping_interval * 1000ull) {
+        if (send_frame(c, WS_OP_PING, NULL, 0) < 0) {
+            conn_close(c, WS_CLOSE_INTERNAL, "out of memory");
+            return;
+        }
+        c->last_ping_ms = now;
+        conn_stats(c)->pings_sent++;
+    }
+    conn_ws_arm_keepalive(c);
+}

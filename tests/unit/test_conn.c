@@ -1,0 +1,464 @@
+/* test_conn: the connection state machine (src/conn.c, conn_http.c,
+ * conn_ws.c) driven over a socketpair with a real loop and a stand-in for the
+ * server: the harness plays the conn_env callbacks (a request handler, the
+ * flush list, the closed and dead reports) and runs the safe point before
+ * each wait as the server does. Covers HTTP responses, the upgrade, messages
+ * in and out, the closing handshake from either side, the re-entrancy rule
+ * (the endpoint hears of a close only at the safe point, once), a slow
+ * consumer cut, an abort while output is queued, and the per-wake-up work
+ * budget that slices one sender's input. */
+#include <check.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conn.h"
+#include "response.h"
+
+#define RX_SIZE (8192 + 65536)
+#define MAX_MSGS 200000
+
+static struct {
+    struct loop *loop;
+    struct conn_env env;
+    struct conn_limits lim;
+    struct conn_stats stats;
+    struct response_date date;
+    struct transport tp;
+    uint8_t rx[RX_SIZE];
+    void *mem;
+    struct conn *c;
+    int peer;
+    int want_flush, closed, dead, stop;
+    int requests;
+    int upgrade;                 /* the request handler upgrades to the test endpoint */
+    int opened, ep_closed;
+    int closed_during_call;      /* endpoint.close ran inside a conn_close call */
+    int in_close_call;
+    size_t msgs;
+    uint32_t msg_tags[MAX_MSGS];
+    size_t charge;               /* units charged per message */
+    int echo;
+    struct loop_timer stop_timer;
+} H;
+
+static void ep_open(void *ctx, struct conn *c)
+{
+    (void)ctx;
+    (void)c;
+    H.opened++;
+}
+
+static void ep_message(void *ctx, struct conn *c, enum ws_opcode op, uint8_t *data, size_t len)
+{
+    (void)ctx;
+    if (H.msgs < MAX_MSGS) {
+        uint32_t tag = 0;
+        memcpy(&tag, data, len < 4 ? len : 4);
+        H.msg_tags[H.msgs] = tag;
+    }
+    H.msgs++;
+    if (H.charge)
+        conn_charge(c, H.charge);
+    if (H.echo)
+        ck_assert_int_eq(conn_send(c, op, data, len), 0);
+}
+
+static void ep_close(void *ctx, struct conn *c)
+{
+    (void)ctx;
+    (void)c;
+    H.ep_closed++;
+    if (H.in_close_call)
+        H.closed_during_call = 1;
+}
+
+static const struct endpoint test_ep = {
+    .name = "test", .open = ep_open, .message = ep_message, .close = ep_close,
+};
+
+static void on_request(void *ctx, struct conn *c, const struct http_request *req)
+{
+    (void)ctx;
+    H.requests++;
+    if (H.upgrade)
+        conn_upgrade(c, &test_ep, req, (struct http_slice){"", 0}, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+    else
+        conn_http_text(c, 200, "hello", NULL, 1);
+}
+
+static void on_want_flush(void *ctx, struct conn *c)
+{
+    (void)ctx;
+    (void)c;
+    H.want_flush = 1;
+}
+
+static void on_closed(void *ctx, struct conn *c)
+{
+    (void)ctx;
+    (void)c;
+    H.closed++;
+}
+
+static void on_dead(void *ctx, struct conn *c)
+{
+    (void)ctx;
+    (void)c;
+    H.dead++;
+}
+
+/* The server's safe point, reduced to one connection: tell the endpoint of a
+ * close, flush, and repeat while either has more to do. */
+static void safe_point(struct loop *l, void *data)
+{
+    (void)data;
+    while (H.closed || H.want_flush) {
+        if (H.closed) {
+            H.closed = 0;
+            conn_detach_endpoint(H.c);
+        }
+        if (H.want_flush) {
+            H.want_flush = 0;
+            conn_flush(H.c);
+            break;   /* one flush per iteration, as a sliced pass would */
+        }
+    }
+    if (H.stop)
+        loop_stop(l);
+}
+
+static void on_stop_timer(struct loop *l, struct loop_timer *t)
+{
+    (void)l;
+    (void)t;
+    H.stop = 1;
+}
+
+/* Runs the loop for about ms milliseconds. */
+static void run_for(unsigned ms)
+{
+    H.stop = 0;
+    H.stop_timer.cb = on_stop_timer;
+    loop_timer_after(H.loop, &H.stop_timer, ms);
+    loop_run(H.loop);
+}
+
+static void setup(void)
+{
+    memset(&H, 0, sizeof(H));
+    H.loop = loop_new();
+    ck_assert_ptr_nonnull(H.loop);
+    H.lim = (struct conn_limits){.handshake_timeout = 1, .close_timeout = 2, .max_message = 1 << 20,
+                                 .max_head = 8192};
+    H.tp = (struct transport){.ops = &transport_tcp_ops};
+    H.env = (struct conn_env){.loop = H.loop, .rx = H.rx, .rx_size = RX_SIZE, .limits = &H.lim,
+                              .stats = &H.stats, .transport = &H.tp, .date = &H.date,
+                              .request = on_request, .want_flush = on_want_flush, .closed = on_closed,
+                              .dead = on_dead};
+    loop_set_before_wait(H.loop, safe_point, NULL);
+    int sv[2];
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    H.peer = sv[1];
+    H.mem = calloc(1, conn_size());
+    H.c = conn_init(H.mem, &H.env, sv[0]);
+    ck_assert_ptr_nonnull(H.c);
+}
+
+static void teardown(void)
+{
+    conn_abort(H.c);
+    if (H.closed)
+        conn_detach_endpoint(H.c);
+    free(H.mem);
+    close(H.peer);
+    loop_free(H.loop);
+}
+
+static void peer_send(const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    while (len) {
+        ssize_t n = send(H.peer, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EAGAIN) {
+            run_for(1);
+            continue;
+        }
+        ck_assert_int_gt(n, 0);
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+/* Reads what the server sent within about ms milliseconds. */
+static size_t peer_read(uint8_t *out, size_t cap, unsigned ms)
+{
+    size_t got = 0;
+    for (unsigned waited = 0; waited <= ms && got < cap; waited += 5) {
+        run_for(5);
+        ssize_t n;
+        while (got < cap && (n = recv(H.peer, out + got, cap - got, 0)) > 0)
+            got += (size_t)n;
+    }
+    return got;
+}
+
+/* A masked client frame. Returns its length. */
+static size_t client_frame(uint8_t *out, unsigned op, const void *payload, size_t len)
+{
+    static const uint8_t key[4] = {1, 2, 3, 4};
+    size_t h = 0;
+    out[h++] = (uint8_t)(0x80 | op);
+    if (len < 126) {
+        out[h++] = (uint8_t)(0x80 | len);
+    } else {
+        out[h++] = 0x80 | 126;
+        out[h++] = (uint8_t)(len >> 8);
+        out[h++] = (uint8_t)len;
+    }
+    memcpy(out + h, key, 4);
+    h += 4;
+    for (size_t i = 0; i < len; i++)
+        out[h + i] = ((const uint8_t *)payload)[i] ^ key[i % 4];
+    return h + len;
+}
+
+static const char UPGRADE[] = "GET /t HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                              "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+
+/* Upgrades the connection and reads the 101. */
+static void open_ws(void)
+{
+    H.upgrade = 1;
+    peer_send(UPGRADE, sizeof(UPGRADE) - 1);
+    uint8_t buf[512];
+    size_t n = peer_read(buf, sizeof(buf), 50);
+    ck_assert_uint_gt(n, 12);
+    ck_assert_mem_eq(buf, "HTTP/1.1 101", 12);
+    ck_assert_int_eq(H.opened, 1);
+    ck_assert(conn_is_open(H.c));
+}
+
+/* Finds the close frame in a server byte stream; returns its code or -1. */
+static int close_code_in(const uint8_t *b, size_t n)
+{
+    size_t i = 0;
+    while (i + 2 <= n) {
+        unsigned op = b[i] & 0x0F;
+        size_t len = b[i + 1] & 0x7F, h = 2;
+        if (len == 126) {
+            if (i + 4 > n)
+                return -1;
+            len = (size_t)b[i + 2] << 8 | b[i + 3];
+            h = 4;
+        } else if (len == 127) {
+            if (i + 10 > n)
+                return -1;
+            len = 0;
+            for (int k = 0; k < 8; k++)
+                len = len << 8 | b[i + 2 + k];
+            h = 10;
+        }
+        if (i + h + len > n)
+            return -1;
+        if (op == 0x8)
+            return len >= 2 ? (b[i + h] << 8 | b[i + h + 1]) : 1005;
+        i += h + len;
+    }
+    return -1;
+}
+
+START_TEST(test_http_response_keep_alive)
+{
+    static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    peer_send(req, sizeof(req) - 1);
+    uint8_t buf[2048];
+    size_t n = peer_read(buf, sizeof(buf), 50);
+    buf[n < sizeof(buf) ? n : sizeof(buf) - 1] = 0;
+    ck_assert_int_eq(H.requests, 2);
+    const char *second = strstr((char *)buf + 1, "HTTP/1.1 200 OK");
+    ck_assert_ptr_nonnull(strstr((char *)buf, "HTTP/1.1 200 OK\r\n"));
+    ck_assert_ptr_nonnull(second);
+    ck_assert_ptr_nonnull(strstr((char *)buf, "Connection: keep-alive\r\n"));
+    ck_assert_ptr_nonnull(strstr((char *)buf, "\r\n\r\nhello\n"));
+    ck_assert_int_eq(H.dead, 0);
+    ck_assert_uint_eq(H.stats.http, 1);
+}
+END_TEST
+
+START_TEST(test_head_has_no_body)
+{
+    static const char req[] = "HEAD / HTTP/1.1\r\nHost: x\r\n\r\n";
+    peer_send(req, sizeof(req) - 1);
+    uint8_t buf[1024];
+    size_t n = peer_read(buf, sizeof(buf) - 1, 50);
+    buf[n] = 0;
+    ck_assert_ptr_nonnull(strstr((char *)buf, "Content-Length: 6\r\n"));
+    ck_assert_msg(n >= 4 && memcmp(buf + n - 4, "\r\n\r\n", 4) == 0, "a body followed the HEAD response");
+}
+END_TEST
+
+START_TEST(test_message_in_and_echo_out)
+{
+    open_ws();
+    H.echo = 1;
+    uint8_t f[64];
+    size_t n = client_frame(f, 0x1, "ping", 4);
+    peer_send(f, n);
+    uint8_t buf[64];
+    size_t got = peer_read(buf, 6, 50);
+    ck_assert_uint_eq(got, 6);
+    ck_assert_uint_eq(buf[0], 0x81);
+    ck_assert_uint_eq(buf[1], 4);
+    ck_assert_mem_eq(buf + 2, "ping", 4);
+    ck_assert_uint_eq(H.stats.messages_in, 1);
+    ck_assert_uint_eq(H.stats.messages_out, 1);
+}
+END_TEST
+
+START_TEST(test_peer_initiated_close)
+{
+    open_ws();
+    uint8_t f[64];
+    uint8_t code[2] = {0x03, 0xE8};
+    size_t n = client_frame(f, 0x8, code, 2);
+    peer_send(f, n);
+    uint8_t buf[64];
+    size_t got = peer_read(buf, sizeof(buf), 50);
+    ck_assert_int_eq(close_code_in(buf, got), 1000);
+    ck_assert_int_eq(H.ep_closed, 1);
+    ck_assert(!conn_is_open(H.c));
+    ck_assert_int_eq(conn_send(H.c, WS_OP_TEXT, "late", 4), -1);
+    shutdown(H.peer, SHUT_WR);   /* the peer drops TCP: the connection ends */
+    peer_read(buf, sizeof(buf), 30);
+    ck_assert_int_eq(H.dead, 1);
+    ck_assert_int_eq(H.ep_closed, 1);
+    ck_assert_uint_eq(H.stats.closed[CONN_CLOSE_NORMAL], 1);
+    ck_assert_uint_eq(H.stats.websocket, 0);
+}
+END_TEST
+
+START_TEST(test_close_tells_endpoint_only_at_safe_point)
+{
+    open_ws();
+    H.in_close_call = 1;
+    conn_close(H.c, WS_CLOSE_GOING_AWAY, "bye");
+    H.in_close_call = 0;
+    ck_assert_int_eq(H.closed_during_call, 0);
+    ck_assert_int_eq(H.ep_closed, 0);      /* not yet: the safe point has not run */
+    ck_assert_int_eq(H.closed, 1);         /* but the server was told */
+    conn_close(H.c, WS_CLOSE_NORMAL, "again");   /* a second close is a no-op */
+    uint8_t buf[64];
+    size_t got = peer_read(buf, sizeof(buf), 30);
+    ck_assert_int_eq(close_code_in(buf, got), 1001);
+    ck_assert_int_eq(H.ep_closed, 1);
+    ck_assert_int_eq(H.dead, 0);           /* waiting for the peer's close */
+}
+END_TEST
+
+START_TEST(test_cut_drops_unsent_and_closes_1008)
+{
+    int small = 4096;
+    setsockopt(H.peer, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    open_ws();
+    static uint8_t big[60000];
+    memset(big, 'x', sizeof(big));
+    for (int i = 0; i < 40; i++)
+        ck_assert_int_eq(conn_send(H.c, WS_OP_BINARY, big, sizeof(big)), 0);
+    run_for(5);
+    size_t before = conn_backlog(H.c);
+    ck_assert_uint_gt(before, 1000000);
+    conn_cut(H.c, "slow");
+    ck_assert_uint_lt(conn_backlog(H.c), 2 * sizeof(big));   /* at most the half-sent head and the close */
+    static uint8_t stream[4 << 20];
+    size_t got = peer_read(stream, sizeof(stream), 200);
+    ck_assert_int_eq(close_code_in(stream, got), 1008);
+    ck_assert_uint_eq(H.stats.closed[CONN_CLOSE_SLOW], 0);   /* counted when it ends */
+    ck_assert_int_eq(H.ep_closed, 1);
+}
+END_TEST
+
+START_TEST(test_abort_while_output_queued)
+{
+    open_ws();
+    static uint8_t big[60000];
+    for (int i = 0; i < 20; i++)
+        ck_assert_int_eq(conn_send(H.c, WS_OP_BINARY, big, sizeof(big)), 0);
+    close(H.peer);   /* the peer vanishes with output queued */
+    H.peer = -1;
+    run_for(30);
+    ck_assert_int_eq(H.dead, 1);
+    ck_assert_int_eq(H.ep_closed, 1);
+    ck_assert_uint_eq(conn_backlog(H.c), 0);
+    ck_assert_uint_eq(H.stats.closed[CONN_CLOSE_ERROR], 1);
+    conn_close(H.c, WS_CLOSE_NORMAL, NULL);   /* harmless on a dead connection */
+    conn_cut(H.c, "x");
+    ck_assert_int_eq(H.ep_closed, 1);
+}
+END_TEST
+
+START_TEST(test_work_budget_slices_input_in_order)
+{
+    open_ws();
+    H.charge = 1000;   /* each message fans out to a thousand */
+    enum { N = 2000 };
+    static uint8_t burst[N * 10];
+    size_t n = 0;
+    for (uint32_t i = 0; i < N; i++)
+        n += client_frame(burst + n, 0x2, &i, 4);
+    peer_send(burst, n);
+    H.stop = 0;
+    /* one wake-up: the reads stop at the budget, well before the end */
+    run_for(1);
+    ck_assert_uint_gt(H.msgs, 0);
+    ck_assert_uint_lt(H.msgs, N);
+    uint8_t sink[256];
+    peer_read(sink, sizeof(sink), 300);
+    ck_assert_uint_eq(H.msgs, N);
+    for (uint32_t i = 0; i < N; i++)
+        ck_assert_uint_eq(H.msg_tags[i], i);
+}
+END_TEST
+
+START_TEST(test_handshake_timeout_closes_http)
+{
+    peer_send("GET", 3);   /* a request head that never ends */
+    uint8_t buf[16];
+    peer_read(buf, sizeof(buf), 500);
+    ck_assert_int_eq(H.dead, 0);
+    peer_read(buf, sizeof(buf), 900);
+    ck_assert_int_eq(H.dead, 1);
+    ck_assert_uint_eq(H.stats.closed[CONN_CLOSE_IDLE], 1);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("conn");
+    TCase *tc = tcase_create("conn");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 20);
+    tcase_add_test(tc, test_http_response_keep_alive);
+    tcase_add_test(tc, test_head_has_no_body);
+    tcase_add_test(tc, test_message_in_and_echo_out);
+    tcase_add_test(tc, test_peer_initiated_close);
+    tcase_add_test(tc, test_close_tells_endpoint_only_at_safe_point);
+    tcase_add_test(tc, test_cut_drops_unsent_and_closes_1008);
+    tcase_add_test(tc, test_abort_while_output_queued);
+    tcase_add_test(tc, test_work_budget_slices_input_in_order);
+    tcase_add_test(tc, test_handshake_timeout_closes_http);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
