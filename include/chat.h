@@ -24,6 +24,7 @@ struct chat_config {
     uint64_t max_binary;         /* bytes of a binary message relayed to a room */
     uint64_t presence_limit;     /* above this many members: no join/leave events,
                                     member lists cut to this length; 0 = no limit */
+    uint64_t max_resume;         /* messages a resuming client may be sent in its welcome */
 };
 
 /* Creates the chat endpoint and its hub. NULL if out of memory. */

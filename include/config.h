@@ -37,6 +37,7 @@ struct config {
     uint64_t binary_byte_rate;    /* binary bytes per second per connection, 0 = off */
     uint64_t history_bytes;       /* bytes of history per room */
     uint64_t history_total_bytes; /* bytes of history across all rooms */
+    uint64_t max_resume;          /* messages a resuming client may be sent; default --history */
     char allow_origin[CONFIG_LIST_MAX][256];
     size_t n_allow_origin;        /* 0 = every origin allowed */
     struct cidr stats_allow[CONFIG_LIST_MAX];

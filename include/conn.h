@@ -97,8 +97,9 @@ struct endpoint {
      * or an HTTP status to refuse with and sets *reason. May be NULL. */
     int (*accept)(void *ctx, struct conn *c, const struct http_request *req, struct http_slice subpath,
                   const char **reason);
-    /* The 101 is queued; the connection is open. */
-    void (*open)(void *ctx, struct conn *c);
+    /* The 101 is queued; the connection is open. req is the upgrade request
+     * (valid during the call only). */
+    void (*open)(void *ctx, struct conn *c, const struct http_request *req);
     /* A whole text or binary message. data is only valid during the call. */
     void (*message)(void *ctx, struct conn *c, enum ws_opcode op, uint8_t *data, size_t len);
     /* The connection has left (for any reason), told at the safe point after

@@ -22,6 +22,7 @@
 #define HUB_NICK_MAX 32            /* bytes in a nick, without the NUL */
 #define HUB_ROOM_MAX 64            /* bytes in a room name, without the NUL */
 #define HUB_HISTORY_ITEM_COST 32   /* bytes a history event costs on top of its frame */
+#define HUB_EPOCH_LEN 16           /* characters of a room's epoch */
 
 struct hub;
 struct hub_room;
@@ -89,12 +90,13 @@ void hub_broadcast(struct hub *h, struct hub_room *room, struct sbuf *frame);
 /* Queues frame on one member, with the same rules. */
 void hub_send(struct hub *h, struct hub_member *m, struct sbuf *frame);
 
-/* Keeps a message event in room's history: frame holds a whole encoded frame,
- * the event's JSON starts at payload_off. The room's oldest events fall off to
+/* Keeps message event number seq in room's history: frame holds a whole
+ * encoded frame, the event's JSON starts at payload_off. The room's oldest events fall off to
  * stay within history and history_bytes, then the oldest events of the rooms
  * least recently pushed to, to stay within history_total_bytes. An event that
  * alone passes a byte bound, or finds no memory, is not kept. */
-void hub_history_push(struct hub *h, struct hub_room *room, struct sbuf *frame, size_t payload_off);
+void hub_history_push(struct hub *h, struct hub_room *room, struct sbuf *frame, size_t payload_off,
+                      uint64_t seq);
 
 /* Total cost of the history events kept in all rooms, in bytes. */
 size_t hub_history_bytes(const struct hub *h);
@@ -114,8 +116,18 @@ size_t hub_room_history_count(const struct hub_room *room);
 /* The i-th history event, oldest first: its JSON text and length. */
 const uint8_t *hub_room_history(const struct hub_room *room, size_t i, size_t *len);
 
+/* The message sequence number of the i-th history event. */
+uint64_t hub_room_history_seq(const struct hub_room *room, size_t i);
+
 /* Takes the room's next message sequence number (1, 2, ...). */
 uint64_t hub_room_next_seq(struct hub_room *room);
+
+/* The room's last message sequence number (0 before the first message). */
+uint64_t hub_room_seq(const struct hub_room *room);
+
+/* The room's epoch: a string that changes whenever its sequence starts again
+ * (a new room, or one evicted and created again). */
+const char *hub_room_epoch(const struct hub_room *room);
 
 /* Number of rooms currently kept. */
 size_t hub_room_total(const struct hub *h);

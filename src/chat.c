@@ -6,6 +6,8 @@
  * whole (out of memory) is never sent half-built: it is dropped and counted. */
 #include "chat.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -199,13 +201,54 @@ static int room_from_path(struct http_slice rest, char *room)
     return 0;
 }
 
+/* What a reconnecting client says it has seen: ?since=SEQ&epoch=E. */
+struct resume {
+    int asked;             /* since was given */
+    uint64_t since;
+    char epoch[HUB_EPOCH_LEN + 1];   /* empty when absent or not one of ours */
+};
+
+/* Reads since and epoch from the query. Returns 0, or -1 when malformed. */
+static int resume_from_query(struct http_slice query, struct resume *r)
+{
+    char since[24], epoch[65];
+    memset(r, 0, sizeof(*r));
+    long n = http_query_get(query, "since", since, sizeof(since));
+    if (n == -2 || n == 0)
+        return -1;
+    if (n > 0) {
+        char *end;
+        if (since[0] < '0' || since[0] > '9')
+            return -1;
+        errno = 0;
+        r->since = strtoull(since, &end, 10);
+        if (errno || *end)
+            return -1;
+        r->asked = 1;
+    }
+    long e = http_query_get(query, "epoch", epoch, sizeof(epoch));
+    if (e == -2 || e == 0)
+        return -1;
+    for (long i = 0; i < e; i++)
+        if (!isalnum((unsigned char)epoch[i]) && epoch[i] != '-' && epoch[i] != '_')
+            return -1;
+    if (e > 0 && (size_t)e <= HUB_EPOCH_LEN)
+        memcpy(r->epoch, epoch, (size_t)e + 1);
+    return 0;
+}
+
 static int chat_accept(void *ctx, struct conn *c, const struct http_request *req, struct http_slice rest,
                        const char **reason)
 {
     struct chat *chat = ctx;
     char room[COMMAND_ROOM_MAX + 1], nick[NICK_QUERY_MAX];
+    struct resume resume;
     if (room_from_path(rest, room) < 0) {
         *reason = "invalid room name: use 1 to 64 of A-Z a-z 0-9 _ - .";
+        return 400;
+    }
+    if (resume_from_query(req->query, &resume) < 0) {
+        *reason = "invalid since or epoch: since is a message seq, epoch the one a welcome gave";
         return 400;
     }
     long n = http_query_get(req->query, "nick", nick, sizeof(nick));
@@ -232,23 +275,49 @@ static int chat_accept(void *ctx, struct conn *c, const struct http_request *req
     return 0;
 }
 
-static void chat_open(void *ctx, struct conn *c)
+/* The first history event to send a client that asked to resume, or -1
+ * when the history cannot fill its gap exactly (another epoch, a gap longer
+ * than max_resume, events no longer kept, or a seq from the future). */
+static long resume_start(const struct chat *chat, const struct hub_room *room, const struct resume *r)
+{
+    uint64_t last = hub_room_seq(room), missed = last - r->since;
+    if (strcmp(r->epoch, hub_room_epoch(room)) != 0 || r->since > last || missed > chat->cfg.max_resume)
+        return -1;
+    size_t count = hub_room_history_count(room);
+    if (missed > count)
+        return -1;
+    size_t start = count - (size_t)missed;
+    if (missed && hub_room_history_seq(room, start) != r->since + 1)
+        return -1;   /* an event was not kept: the gap cannot be filled */
+    return (long)start;
+}
+
+static void chat_open(void *ctx, struct conn *c, const struct http_request *req)
 {
     struct chat *chat = ctx;
     struct chat_client *cl = conn_data(c);
     struct hub_room *room = cl->member.room;
+    struct resume resume;
+    if (resume_from_query(req->query, &resume) < 0)
+        resume.asked = 0;   /* accept checked it already */
+    long start = resume.asked ? resume_start(chat, room, &resume) : -1;
     event_begin(chat, "welcome", room);
     field_string(chat, "nick", cl->member.nick, strlen(cl->member.nick));
     field_members(chat, room);
     put_raw(chat, ",\"history\":[");
-    for (size_t i = 0; i < hub_room_history_count(room); i++) {
+    for (size_t i = start < 0 ? 0 : (size_t)start; i < hub_room_history_count(room); i++) {
         size_t len;
         const uint8_t *ev = hub_room_history(room, i, &len);
-        if (i)
+        if (i > (start < 0 ? 0 : (size_t)start))
             put_raw(chat, ",");
         put_bytes(chat, ev, len);
     }
     put_raw(chat, "]");
+    field_u64(chat, "seq", hub_room_seq(room));
+    const char *epoch = hub_room_epoch(room);
+    field_string(chat, "epoch", epoch, strlen(epoch));
+    if (resume.asked)
+        put_raw(chat, start >= 0 ? ",\"resumed\":true" : ",\"resumed\":false");
     event_send(chat, cl);
 
     if (!presence_on(chat, hub_room_count(room)))
@@ -304,7 +373,8 @@ static void say(struct chat *chat, struct chat_client *cl, const char *text, siz
     event_begin(chat, "message", room);
     field_string(chat, "nick", cl->member.nick, strlen(cl->member.nick));
     field_string(chat, "text", text, len);
-    field_u64(chat, "seq", hub_room_next_seq(room));
+    uint64_t seq = hub_room_next_seq(room);
+    field_u64(chat, "seq", seq);
     field_u64(chat, "ts", epoch_ms());
     if (action)
         put_raw(chat, ",\"action\":true");
@@ -312,7 +382,7 @@ static void say(struct chat *chat, struct chat_client *cl, const char *text, siz
     struct sbuf *f = event_end(chat, &off);
     if (!f)
         return;
-    hub_history_push(chat->hub, room, f, off);
+    hub_history_push(chat->hub, room, f, off, seq);
     hub_broadcast(chat->hub, room, f);
     conn_charge(cl->member.sink, hub_room_count(room));
     sbuf_unref(f);

@@ -60,6 +60,9 @@ static const struct option_def options[] = {
      "history kept per room, in bytes (the oldest events go first)", 1024, 1ull << 40},
     {"history-total-bytes", K_BYTES, FIELD(history_total_bytes), "BYTES",
      "history kept across all rooms; the least recently used rooms lose their oldest first", 1024, 1ull << 40},
+    {"max-resume", K_COUNT, FIELD(max_resume), "N",
+     "messages a reconnecting client (?since=SEQ&epoch=E) may be sent to fill its gap; follows --history unless set", 0,
+     100000},
     {"ping-interval", K_SECONDS, FIELD(ping_interval), "S", "ping a WebSocket quiet this long; 0 = off", 0, 0},
     {"idle-timeout", K_SECONDS, FIELD(idle_timeout), "S",
      "close a WebSocket that sent nothing, not even a pong, this long; 0 = off", 0, 0},
@@ -106,6 +109,7 @@ void config_defaults(struct config *cfg)
     cfg->binary_byte_rate = 512u << 10;
     cfg->history_bytes = 256u << 10;
     cfg->history_total_bytes = 256u << 20;
+    cfg->max_resume = cfg->history;
     cidr_parse("127.0.0.0/8", &cfg->stats_allow[0]);
     cidr_parse("::1", &cfg->stats_allow[1]);
     cfg->n_stats_allow = 2;
@@ -487,6 +491,8 @@ int config_check(struct config *cfg, FILE *err)
                 (unsigned long long)cfg->max_binary, (unsigned long long)cfg->binary_byte_rate);
         return 2;
     }
+    if (!config_given(cfg, "max-resume"))
+        cfg->max_resume = cfg->history;
     if (cfg->ping_interval && cfg->idle_timeout && cfg->idle_timeout <= cfg->ping_interval) {
         fprintf(err, "wshub: --idle-timeout %u conflicts with --ping-interval %u: a client that only "
                      "answers pings would be closed as idle\n", cfg->idle_timeout, cfg->ping_interval);

@@ -100,7 +100,7 @@ void conn_upgrade(struct conn *c, const struct endpoint *ep, const struct http_r
     c->last_rx_ms = c->last_ping_ms = (uint32_t)conn_now_ms(c);
     conn_arm_timer(c);
     if (ep->open)
-        ep->open(ep->ctx, c);
+        ep->open(ep->ctx, c, req);
 }
 
 static void deliver(struct conn *c, const struct ws_event *ev)

@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +33,7 @@ struct link {
 
 struct hist_item {
     struct sbuf *frame;
+    uint64_t seq;
     size_t off;
 };
 
@@ -56,6 +58,7 @@ struct hub_room {
     uint32_t hash;
     size_t hist_bytes;
     uint64_t seq;
+    char epoch[HUB_EPOCH_LEN + 1];        /* changes whenever seq starts again at 1 */
     char name[HUB_ROOM_MAX + 1];
 };
 
@@ -63,6 +66,8 @@ struct hub {
     struct hub_config cfg;
     const struct hub_sink_ops *ops;
     EVP_MAC_CTX *sip;                     /* SipHash with a random key per hub */
+    uint32_t epoch_prefix;                /* random per hub: epochs differ across restarts */
+    uint32_t rooms_created;
     struct hub_room **buckets;
     size_t nbuckets, nrooms;
     struct link empty;                    /* empty rooms, least recently emptied first */
@@ -163,7 +168,7 @@ struct hub *hub_new(const struct hub_config *cfg, const struct hub_sink_ops *ops
     h->nbuckets = 256;
     h->buckets = calloc(h->nbuckets, sizeof(*h->buckets));
     h->sip = sip_new();
-    if (!h->buckets || !h->sip) {
+    if (!h->buckets || !h->sip || RAND_bytes((unsigned char *)&h->epoch_prefix, sizeof(h->epoch_prefix)) != 1) {
         EVP_MAC_CTX_free(h->sip);
         free(h->buckets);
         free(h);
@@ -247,7 +252,7 @@ static void hist_trim_total(struct hub *h)
     }
 }
 
-void hub_history_push(struct hub *h, struct hub_room *r, struct sbuf *frame, size_t payload_off)
+void hub_history_push(struct hub *h, struct hub_room *r, struct sbuf *frame, size_t payload_off, uint64_t seq)
 {
     size_t cost = event_cost(frame);
     if (!h->cfg.history || over(cost, h->cfg.history_bytes) || over(cost, h->cfg.history_total_bytes))
@@ -259,6 +264,7 @@ void hub_history_push(struct hub *h, struct hub_room *r, struct sbuf *frame, siz
         return;
     struct hist_item *it = hist_at(r, r->hist_count);
     it->frame = sbuf_ref(frame);
+    it->seq = seq;
     it->off = payload_off;
     r->hist_count++;
     r->hist_bytes += cost;
@@ -357,6 +363,7 @@ static struct hub_room *create(struct hub *h, const char *name)
     if (h->nrooms >= h->cfg.max_rooms)
         evict_lru(h);
     copy_str(r->name, name, HUB_ROOM_MAX);
+    snprintf(r->epoch, sizeof(r->epoch), "%08x%08x", h->epoch_prefix, ++h->rooms_created);
     r->hash = (uint32_t)hash_str(h, r->name);
     link_init(&r->recent);
     if (h->nrooms >= h->nbuckets)
@@ -692,4 +699,19 @@ uint64_t hub_broadcast_total(const struct hub *h)
 uint64_t hub_nick_probes(const struct hub *h)
 {
     return h->probes;
+}
+
+uint64_t hub_room_history_seq(const struct hub_room *room, size_t i)
+{
+    return hist_at(room, i)->seq;
+}
+
+uint64_t hub_room_seq(const struct hub_room *room)
+{
+    return room->seq;
+}
+
+const char *hub_room_epoch(const struct hub_room *room)
+{
+    return room->epoch;
 }

@@ -191,6 +191,7 @@ int main(int argc, char **argv)
         .max_line = cfg.max_line,
         .max_binary = cfg.max_binary,
         .presence_limit = cfg.presence_limit,
+        .max_resume = cfg.max_resume,
     };
     struct router_config router_cfg = {
         .static_dir = cfg.static_dir,

@@ -22,8 +22,8 @@ FUZZ_FLAGS   ?=
 # The sources each harness needs (and libraries, expanded when it is linked).
 FUZZ_SRCS_fuzz_http    := src/http.c src/handshake.c
 FUZZ_LIBS_fuzz_http     = $(shell pkg-config --cflags --libs libcrypto)
-FUZZ_SRCS_fuzz_ws      := src/ws.c src/utf8.c
-FUZZ_SRCS_fuzz_close   := src/ws.c src/utf8.c
+FUZZ_SRCS_fuzz_ws      := src/ws.c src/utf8.c src/buf.c
+FUZZ_SRCS_fuzz_close   := src/ws.c src/utf8.c src/buf.c
 FUZZ_SRCS_fuzz_command := src/command.c src/utf8.c
 FUZZ_SRCS_fuzz_json    := src/json.c src/buf.c src/utf8.c
 

@@ -45,10 +45,11 @@ static struct {
     struct loop_timer stop_timer;
 } H;
 
-static void ep_open(void *ctx, struct conn *c)
+static void ep_open(void *ctx, struct conn *c, const struct http_request *req)
 {
     (void)ctx;
     (void)c;
+    (void)req;
     H.opened++;
 }
 

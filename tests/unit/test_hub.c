@@ -898,7 +898,7 @@ START_TEST(history_keeps_last_n)
     struct hub_room *r = join(&a, "r", NULL);
     for (int i = 1; i <= 2; i++) {
         f[i] = event_frame(i);
-        hub_history_push(T.h, r, f[i], HDR);
+        hub_history_push(T.h, r, f[i], HDR, hub_room_next_seq(r));
         ck_assert_uint_eq(f[i]->refs, 2);
     }
     ck_assert_uint_eq(hub_room_history_count(r), 2);
@@ -906,7 +906,7 @@ START_TEST(history_keeps_last_n)
     assert_history_event(r, 1, f[2], 2);
     for (int i = 3; i <= 5; i++) {
         f[i] = event_frame(i);
-        hub_history_push(T.h, r, f[i], HDR);
+        hub_history_push(T.h, r, f[i], HDR, hub_room_next_seq(r));
     }
     ck_assert_uint_eq(hub_room_history_count(r), 3);
     assert_history_event(r, 0, f[3], 3);
@@ -933,7 +933,7 @@ START_TEST(history_wraps_many_times)
     struct hub_room *r = join(&a, "r", NULL);
     for (int i = 1; i <= 20; i++) {
         struct sbuf *f = event_frame(i);
-        hub_history_push(T.h, r, f, HDR);
+        hub_history_push(T.h, r, f, HDR, hub_room_next_seq(r));
         ck_assert_uint_eq(f->refs, 2);
         sbuf_unref(f);   /* the hub's reference keeps it alive */
         size_t cnt = hub_room_history_count(r);
@@ -958,7 +958,7 @@ START_TEST(history_zero_keeps_none)
     hub_setup(0, 100, 0, 1 << 20);
     struct hub_room *r = join(&a, "r", NULL);
     struct sbuf *f = event_frame(1);
-    hub_history_push(T.h, r, f, HDR);
+    hub_history_push(T.h, r, f, HDR, hub_room_next_seq(r));
     ck_assert_uint_eq(hub_room_history_count(r), 0);
     ck_assert_uint_eq(f->refs, 1);
     ck_assert_uint_eq(hub_history_bytes(T.h), 0);
@@ -973,7 +973,7 @@ START_TEST(history_survives_empty_room)
     hub_setup(5, 100, 0, 1 << 20);
     struct hub_room *r = join(&a, "r", NULL);
     struct sbuf *f = event_frame(7);
-    hub_history_push(T.h, r, f, HDR);
+    hub_history_push(T.h, r, f, HDR, hub_room_next_seq(r));
     hub_leave(T.h, &a.m);
     ck_assert_uint_eq(f->refs, 2);
     ck_assert_ptr_eq(join(&b, "r", NULL), r);
@@ -1025,7 +1025,7 @@ static void assert_history(const struct hub_room *r, const int *ns, size_t k)
 static void push(struct tsink *s, int n, size_t len)
 {
     struct sbuf *f = sized_event(n, len);
-    hub_history_push(T.h, s->m.room, f, HDR);
+    hub_history_push(T.h, s->m.room, f, HDR, hub_room_next_seq(s->m.room));
     sbuf_unref(f);
 }
 
@@ -1066,7 +1066,7 @@ START_TEST(history_event_too_big_is_not_kept)
     push(&a, 1, 100);
     push(&a, 2, 100);
     struct sbuf *big = sized_event(3, 1000 - HUB_HISTORY_ITEM_COST + 1);
-    hub_history_push(T.h, r, big, HDR);
+    hub_history_push(T.h, r, big, HDR, hub_room_next_seq(r));
     ck_assert_uint_eq(big->refs, 1);
     assert_history(r, (int[]){1, 2}, 2);   /* and the older events stay */
     ck_assert_uint_eq(hub_history_bytes(T.h), 2 * cost(100));
@@ -1167,6 +1167,38 @@ START_TEST(history_bytes_back_to_zero)
 }
 END_TEST
 
+/* Every room has an epoch of its own, and a room evicted and created again
+ * gets a new one, with its sequence starting again at 1; history events keep
+ * their sequence numbers. */
+START_TEST(epoch_and_seq)
+{
+    struct tsink a = {0}, b = {0}, c = {0}, d = {0};
+    hub_setup(5, 1, 0, 1 << 20);
+    struct hub_room *ra = join(&a, "a", NULL);
+    char epoch_a[HUB_EPOCH_LEN + 1];
+    ck_assert_uint_eq(strlen(hub_room_epoch(ra)), HUB_EPOCH_LEN);
+    strcpy(epoch_a, hub_room_epoch(ra));
+    ck_assert_uint_eq(hub_room_seq(ra), 0);
+    push(&a, 1, 30);
+    push(&a, 2, 30);
+    ck_assert_uint_eq(hub_room_seq(ra), 2);
+    ck_assert_uint_eq(hub_room_history_seq(ra, 0), 1);
+    ck_assert_uint_eq(hub_room_history_seq(ra, 1), 2);
+    const char *reason = NULL;                   /* max_rooms 1, and a has a member */
+    ck_assert_int_eq(hub_join(T.h, &b.m, "b", NULL, &b, &reason), 503);
+    hub_leave(T.h, &a.m);
+    struct hub_room *rb = join(&c, "b", NULL);   /* evicts a */
+    ck_assert_str_ne(hub_room_epoch(rb), epoch_a);
+    hub_leave(T.h, &c.m);
+    ra = join(&d, "a", NULL);                    /* evicts b, creates a again */
+    ck_assert_ptr_nonnull(ra);
+    ck_assert_str_ne(hub_room_epoch(ra), epoch_a);
+    ck_assert_uint_eq(hub_room_seq(ra), 0);
+    ck_assert_uint_eq(hub_room_history_count(ra), 0);
+    hub_finish();
+}
+END_TEST
+
 START_TEST(history_ring_grows_after_wrap)
 {
     /* Big events fill a 4-slot ring and wrap it; small ones then fit more
@@ -1235,7 +1267,7 @@ END_TEST
 static struct sbuf *remember(struct tsink *s, int n)
 {
     struct sbuf *f = event_frame(n);
-    hub_history_push(T.h, s->m.room, f, HDR);
+    hub_history_push(T.h, s->m.room, f, HDR, hub_room_next_seq(s->m.room));
     return f;
 }
 
@@ -1246,8 +1278,8 @@ START_TEST(evict_least_recently_emptied)
     struct hub_room *ra = join(&a, "a", NULL);
     struct hub_room *rb = join(&b, "b", NULL);
     struct sbuf *fa = remember(&a, 1), *fb = remember(&b, 2);
-    ck_assert_uint_eq(hub_room_next_seq(ra), 1);
-    ck_assert_uint_eq(hub_room_next_seq(rb), 1);
+    ck_assert_uint_eq(hub_room_next_seq(ra), 2);   /* one message each so far */
+    ck_assert_uint_eq(hub_room_next_seq(rb), 2);
     hub_leave(T.h, &a.m);   /* a emptied first */
     hub_leave(T.h, &b.m);
     ck_assert_uint_eq(hub_room_total(T.h), 2);
@@ -1264,7 +1296,7 @@ START_TEST(evict_least_recently_emptied)
     ck_assert_ptr_eq(join(&b, "b", NULL), rb);
     ck_assert_uint_eq(hub_room_history_count(rb), 1);
     assert_history_event(rb, 0, fb, 2);
-    ck_assert_uint_eq(hub_room_next_seq(rb), 2);
+    ck_assert_uint_eq(hub_room_next_seq(rb), 3);   /* after the history event and the check above */
 
     /* every room has members: a new one is refused */
     reason = NULL;
@@ -1626,6 +1658,7 @@ static Suite *hub_suite(void)
     tcase_add_test(h, history_total_moves_on_to_next_room);
     tcase_add_test(h, history_bytes_back_to_zero);
     tcase_add_test(h, history_ring_grows_after_wrap);
+    tcase_add_test(h, epoch_and_seq);
     tcase_add_test(h, history_count_is_not_allocated_up_front);
     tcase_add_test(h, seq_per_room);
     suite_add_tcase(s, h);

@@ -990,6 +990,86 @@ START_TEST(test_max_message_header_only)
 }
 END_TEST
 
+/* The first data or error event in buf (whole), skipping header-only steps. */
+static struct ws_event first_event(struct ws_parser *p, uint8_t *buf, size_t n)
+{
+    struct ws_event ev;
+    size_t used = 0;
+    do
+        used += ws_parse(p, buf + used, n - used, &ev);
+    while (ev.type == WS_EV_NEED_MORE && used < n);
+    return ev;
+}
+
+/* Text and binary messages have limits of their own, each from the header on. */
+START_TEST(test_separate_text_and_binary_limits)
+{
+    uint8_t *d = pattern(100, 3);
+    struct bytes in = {0};
+    struct ws_parser p;
+    struct ws_event ev;
+
+    ws_parser_init(&p, 0);
+    ws_parser_set_limits(&p, 10, 100);
+    put_frame(&in, 0x82, d, 50, KEY);                /* binary 50: within its 100 */
+    ev = first_event(&p, in.p, in.n);
+    ck_assert_int_eq(ev.type, WS_EV_DATA);
+    ck_assert_uint_eq(ev.len, 50);
+
+    in.n = 0;
+    ws_parser_init(&p, 0);
+    ws_parser_set_limits(&p, 10, 100);
+    put_header(&in, 0x81, 50, KEY);                  /* text 50: over its 10, header alone */
+    ev = first_event(&p, in.p, in.n);
+    ck_assert_int_eq(ev.type, WS_EV_ERROR);
+    ck_assert_uint_eq(ev.close_code, 1009);
+
+    in.n = 0;
+    ws_parser_init(&p, 0);
+    ws_parser_set_limits(&p, 10, 100);
+    put_frame(&in, 0x01, "abcdef", 6, KEY);          /* text fragments: 6, then 6 more */
+    put_header(&in, 0x80, 6, KEY);
+    ev = first_event(&p, in.p, in.n);
+    ck_assert_int_eq(ev.type, WS_EV_DATA);
+    size_t first = 2 + 4 + 6;
+    ev = first_event(&p, in.p + first, in.n - first);
+    ck_assert_int_eq(ev.type, WS_EV_ERROR);
+    ck_assert_uint_eq(ev.close_code, 1009);
+
+    in.n = 0;
+    ws_parser_init(&p, 0);
+    ws_parser_set_limits(&p, 10, 100);
+    put_header(&in, 0x82, 101, KEY);                 /* binary 101: over its 100 */
+    ev = first_event(&p, in.p, in.n);
+    ck_assert_int_eq(ev.type, WS_EV_ERROR);
+    ck_assert_uint_eq(ev.close_code, 1009);
+    free(d);
+    b_free(&in);
+}
+END_TEST
+
+/* ws_frame_new: header and payload in one shared buffer, payload at ws_header_len. */
+START_TEST(test_frame_new)
+{
+    static const size_t lens[] = {0, 1, 125, 126, 65535, 65536, 70000};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        uint8_t *d = pattern(lens[i] ? lens[i] : 1, 5);
+        struct sbuf *f = ws_frame_new(WS_OP_BINARY, d, lens[i]);
+        ck_assert_ptr_nonnull(f);
+        size_t h = ws_header_len(lens[i]);
+        uint8_t hdr[WS_MAX_HEADER];
+        ck_assert_uint_eq(ws_encode_header(hdr, WS_OP_BINARY, lens[i]), h);
+        ck_assert_uint_eq(f->len, h + lens[i]);
+        ck_assert_uint_eq(f->refs, 1);
+        ck_assert_mem_eq(f->data, hdr, h);
+        if (lens[i])
+            ck_assert_mem_eq(f->data + h, d, lens[i]);
+        sbuf_unref(f);
+        free(d);
+    }
+}
+END_TEST
+
 START_TEST(test_max_message_exact_ok)
 {
     uint8_t *d = pattern(125, 2);
@@ -1492,6 +1572,8 @@ static Suite *ws_suite(void)
     tcase_add_test(enc, test_mask_in_pieces);
     tcase_add_test(enc, test_round_trip);
     tcase_add_test(enc, test_round_trip_close);
+    tcase_add_test(enc, test_frame_new);
+    tcase_add_test(enc, test_separate_text_and_binary_limits);
     tcase_set_timeout(enc, 120);
     suite_add_tcase(s, enc);
     return s;
