@@ -17,7 +17,7 @@ LDFLAGS_SAN := -fsanitize=address,undefined
 endif
 
 # Debian packages each part needs: build, unit tests, integration tests.
-BUILD_DEBS := gcc make pkg-config libssl-dev
+BUILD_DEBS := gcc make pkg-config libssl-dev libjansson-dev
 TEST_DEBS  := check python3 python3-pytest python3-websockets
 
 define need_debs
@@ -51,8 +51,10 @@ $(BUILD)/.test-deps: | $(BUILD)/.deps
 	$(call need_debs,$(TEST_DEBS))
 	@mkdir -p $(BUILD) && touch $@
 
-CRYPTO_CFLAGS = $(shell pkg-config --cflags libcrypto)
-CRYPTO_LIBS   = $(shell pkg-config --libs libcrypto)
+# The libraries the server links (pkg-config names): add a library here.
+LIB_PKGS      = libcrypto jansson
+CRYPTO_CFLAGS = $(shell pkg-config --cflags $(LIB_PKGS))
+CRYPTO_LIBS   = $(shell pkg-config --libs $(LIB_PKGS))
 CHECK_CFLAGS  = $(shell pkg-config --cflags check)
 CHECK_LIBS    = $(shell pkg-config --libs check)
 

@@ -23,6 +23,7 @@
 #include "loop.h"
 #include "router.h"
 #include "server.h"
+#include "token_cmd.h"
 
 struct signals {
     struct loop_io io;
@@ -134,6 +135,8 @@ static void raise_fd_limit(uint64_t max_conns)
 
 int main(int argc, char **argv)
 {
+    if (argc > 1 && strcmp(argv[1], "token") == 0)
+        return token_command(argc - 1, argv + 1);
     struct config cfg;
     config_defaults(&cfg);
     int rc = config_parse_args(&cfg, argc, argv, stdout, stderr);
