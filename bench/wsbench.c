@@ -3,7 +3,10 @@
  * Owns: one process, one thread, one edge-triggered epoll loop that drives
  * thousands of non-blocking WebSocket client connections through one
  * workload and prints exactly one RESULT line (key=value pairs) on stdout;
- * progress and diagnostics go to stderr.
+ * progress and diagnostics go to stderr. With --procs N (echo, connect,
+ * idle) it forks N such workers that share the connections, start their
+ * measured windows together and report to the parent through shared memory;
+ * the parent merges counts and latency histograms into the one RESULT line.
  *   echo       C connections keep D binary messages in flight; round trips.
  *   broadcast  C members of one room, the first P publish closed-loop; every
  *              member checks each publisher's seq (gap = lost, less = reordered).
@@ -24,6 +27,14 @@
  * per-connection output buffer and sent with one send() per connection per
  * loop iteration, just before epoll_wait.
  *
+ * What it costs is reported beside what it measured: its own CPU and the
+ * server's (from /proc), and, when the two are pinned to different cores,
+ * what else those cores did in the window: softirq time (on loopback the
+ * kernel runs the receiving socket's TCP work on the sender's core, outside
+ * either process's own CPU time), and other processes' time and steal, so a
+ * run on a busy machine is marked noisy=yes rather than trusted.
+ * client_saturated / server_saturated say whose cores were full.
+ *
  * Exit status: 0 when the run completed with lost = reordered = errors = 0
  * and every connection opened, 1 otherwise (reason on stderr), 2 on bad usage.
  * After the RESULT line every open connection gets a close handshake
@@ -31,6 +42,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -46,8 +58,11 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -93,6 +108,7 @@ struct opts {
     double duration, warmup;
     long server_pid;
     long sources;       /* 0 = automatic */
+    long procs;         /* worker processes sharing the connections */
 };
 
 static void usage(FILE *f)
@@ -113,7 +129,8 @@ static void usage(FILE *f)
         "  --duration S       seconds measured, or held for idle (10; idle 5)\n"
         "  --warmup S         seconds before measuring (2)\n"
         "  --server-pid PID   read the server's CPU time and memory from /proc\n"
-        "  --sources N        bind source addresses 127.0.0.1..N round robin\n");
+        "  --sources N        bind source addresses 127.0.0.1..N round robin\n"
+        "  --procs N          echo, connect, idle: N worker processes share the connections (1)\n");
 }
 
 static bool parse_long(const char *s, long min, long max, long *out)
@@ -167,7 +184,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
         bad_usage("unknown workload '%s'", argv[1]);
     *o = (struct opts){ .w = (enum workload)w, .host = "127.0.0.1", .port = 8080,
                         .inflight = 1, .publishers = 10, .concurrency = 100,
-                        .duration = 10, .warmup = 2 };
+                        .duration = 10, .warmup = 2, .procs = 1 };
     static const char *const paths[] = { "/echo", "/ws/bench", "/ws/bench", "/echo", "/ws/idle" };
     static const long counts[] = { 1000, 1000, 1000, 10000, 10000 };
     static const long sizes[] = { 1024, 64, 64, 0, 0 };
@@ -218,6 +235,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
             ok = parse_long(val, 0, INT_MAX, &o->server_pid);
         else if (!strcmp(name, "--sources"))
             ok = parse_long(val, 1, 254, &o->sources);
+        else if (!strcmp(name, "--procs"))
+            ok = parse_long(val, 1, 64, &o->procs);
         else
             bad_usage("unknown option '%s'", name);
         if (!ok)
@@ -235,6 +254,14 @@ static void parse_args(int argc, char **argv, struct opts *o)
         o->concurrency = o->n;
     if ((o->w == W_ECHO || o->w == W_BROADCAST || o->w == W_CHAT) && o->duration <= 0)
         bad_usage("--duration must be above 0");
+    /* Broadcast and chat check every member against every publisher's
+     * sequence, which one process must see whole. */
+    if (o->procs > 1 && (o->w == W_BROADCAST || o->w == W_CHAT))
+        bad_usage("--procs above 1 works for echo, connect and idle, not %s", workload_names[o->w]);
+    if (o->procs > o->n)
+        bad_usage("--procs (%ld) exceeds the connections (%ld)", o->procs, o->n);
+    if (o->w == W_CONNECT && o->procs > o->concurrency)
+        bad_usage("--procs (%ld) exceeds --concurrency (%ld)", o->procs, o->concurrency);
 }
 
 /* ---------------------------------------------------------- small helpers */
@@ -446,6 +473,15 @@ struct bench {
     /* results */
     uint64_t count, reads, reads_window;
     double open_s;                  /* seconds to open every connection */
+
+    /* cores: the server's and ours (sched_getaffinity), for the cost report */
+    cpu_set_t srv_set, cli_set;
+    int nsrv_cpus, ncli_cpus;
+    bool pinned;                    /* both known, and no core in common */
+
+    /* --procs: a worker's pipes to the parent (-1 when alone) */
+    int up_fd, down_fd;
+    uint64_t go;                    /* when the workload started (every worker alike) */
     struct hist hist;
     uint64_t lost, reordered, errors, reports;
     bool failed;
@@ -1301,11 +1337,69 @@ static long server_rss_kb(long pid)
     return kb;
 }
 
-/* The measured window: what it cost the client and the server. */
+/* Sums of /proc/stat's fields over a set of cores, in clock ticks. */
+struct coresnap {
+    uint64_t task;      /* user + nice + system: processes */
+    uint64_t sirq;      /* irq + softirq */
+    uint64_t steal;     /* taken by the hypervisor */
+};
+
+static void read_cores(const cpu_set_t *set, struct coresnap *out)
+{
+    *out = (struct coresnap){ 0 };
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f)
+        return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        unsigned cpu;
+        unsigned long long v[8] = { 0 };
+        if (strncmp(line, "cpu", 3) || line[3] < '0' || line[3] > '9')
+            continue;
+        if (sscanf(line + 3, "%u %llu %llu %llu %llu %llu %llu %llu %llu", &cpu, &v[0], &v[1], &v[2],
+                   &v[3], &v[4], &v[5], &v[6], &v[7]) < 8 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, set))
+            continue;
+        out->task += v[0] + v[1] + v[2];
+        out->sirq += v[5] + v[6];
+        out->steal += v[7];
+    }
+    fclose(f);
+}
+
+/* Which cores the server and this process may run on; pinned when they
+ * are disjoint, so that what else ran on them can be told apart. */
+static void learn_cores(struct bench *b)
+{
+    CPU_ZERO(&b->cli_set);
+    CPU_ZERO(&b->srv_set);
+    if (sched_getaffinity(0, sizeof b->cli_set, &b->cli_set) == 0)
+        b->ncli_cpus = CPU_COUNT(&b->cli_set);
+    if (b->o.server_pid && sched_getaffinity((pid_t)b->o.server_pid, sizeof b->srv_set, &b->srv_set) == 0)
+        b->nsrv_cpus = CPU_COUNT(&b->srv_set);
+    cpu_set_t both;
+    CPU_AND(&both, &b->cli_set, &b->srv_set);
+    b->pinned = b->ncli_cpus > 0 && b->nsrv_cpus > 0 && CPU_COUNT(&both) == 0;
+}
+
+/* The measured window: what it cost the client and the server, and what
+ * else their cores did meanwhile. */
 struct window {
     uint64_t t0, t1;
     double cpu0, cpu1, srv0, srv1;
+    struct coresnap sc0, sc1, cc0, cc1;     /* server's and client's cores */
 };
+
+/* The server's CPU and both sets of cores: by a lone wsbench at its window's
+ * edges, by the parent of --procs workers at the common window's edges. */
+static void snap_system(struct bench *b, bool end, struct window *w)
+{
+    double *srv = end ? &w->srv1 : &w->srv0;
+    *srv = server_cpu(b->o.server_pid);
+    if (b->pinned) {
+        read_cores(&b->srv_set, end ? &w->sc1 : &w->sc0);
+        read_cores(&b->cli_set, end ? &w->cc1 : &w->cc0);
+    }
+}
 
 static void window_open(struct bench *b, struct window *w, bool reset)
 {
@@ -1316,7 +1410,9 @@ static void window_open(struct bench *b, struct window *w, bool reset)
     w->t0 = now_ns();
     w->cpu0 = self_cpu();
     b->reads_window = b->reads;
-    w->srv0 = server_cpu(b->o.server_pid);
+    if (b->up_fd >= 0)
+        return;                     /* the parent watches the server */
+    snap_system(b, false, w);
     if (w->srv0 < 0)
         fail(b, "cannot read /proc/%ld/stat (is --server-pid right?)", b->o.server_pid);
 }
@@ -1326,7 +1422,12 @@ static void window_close(struct bench *b, struct window *w)
     w->t1 = now_ns();
     w->cpu1 = self_cpu();
     b->reads_window = b->reads - b->reads_window;
-    w->srv1 = server_cpu(b->o.server_pid);
+    if (b->up_fd >= 0) {
+        if (write(b->up_fd, "w", 1) < 0)    /* tell the parent the window is over */
+            fail(b, "pipe to the parent: %s", strerror(errno));
+        return;
+    }
+    snap_system(b, true, w);
     if (w->srv1 < 0) {
         fail(b, "the server (pid %ld) is gone", b->o.server_pid);
         w->srv1 = w->srv0;
@@ -1337,33 +1438,66 @@ static void window_close(struct bench *b, struct window *w)
 
 static void open_all(struct bench *b)
 {
-    fprintf(stderr, "wsbench: opening %ld connections to %s:%ld%s (%u source address%s)\n",
-            b->o.n, b->o.host, b->o.port, b->o.path, b->sources, b->sources > 1 ? "es" : "");
+    bool alone = b->up_fd < 0;
+    if (alone)
+        fprintf(stderr, "wsbench: opening %ld connections to %s:%ld%s (%u source address%s)\n",
+                b->o.n, b->o.host, b->o.port, b->o.path, b->sources, b->sources > 1 ? "es" : "");
     uint64_t t0 = now_ns();
     double cpu0 = self_cpu(), srv0 = server_cpu(b->o.server_pid);
     b->last_progress = t0;
     run_until(b, all_open, 0);
     b->open_s = (double)(now_ns() - t0) / 1e9;
-    if (!b->failed)
+    if (!b->failed && alone)
         fprintf(stderr, "wsbench: %ld connections open in %.2f s (cpu: client %.2f s, server %.2f s)\n",
                 b->o.n, (double)(now_ns() - t0) / 1e9, self_cpu() - cpu0,
                 server_cpu(b->o.server_pid) - srv0);
 }
 
-/* Warm up, measure for --duration, stop sending and wait for what is in flight. */
+/* Every connection is open: a lone wsbench goes on at once; a --procs worker
+ * tells the parent (what: 'r' ready, 'h' done holding) and waits for the
+ * parent's go, the time every worker's workload starts from, so that their
+ * measured windows coincide. False when the parent is gone. */
+static bool barrier(struct bench *b, char what)
+{
+    if (b->up_fd < 0) {
+        b->go = now_ns();
+        return true;
+    }
+    if (write(b->up_fd, &what, 1) != 1)
+        return false;
+    uint64_t go;
+    ssize_t n;
+    do
+        n = read(b->down_fd, &go, sizeof go);
+    while (n < 0 && errno == EINTR);
+    if (n != (ssize_t)sizeof go) {
+        fail(b, "the parent process is gone");
+        return false;
+    }
+    b->go = go;
+    b->now = now_ns();
+    b->last_progress = b->now;
+    return true;
+}
+
+/* Warm up until go + warmup, measure for --duration (to a deadline shared
+ * by every worker), stop sending and wait for what is in flight. */
 static void measure(struct bench *b, struct window *w, bool (*drained)(struct bench *))
 {
     b->last_progress = now_ns();
+    uint64_t start = b->go + (uint64_t)(b->o.warmup * 1e9);
     if (b->o.warmup > 0) {
-        fprintf(stderr, "wsbench: warming up for %.1f s\n", b->o.warmup);
-        run_until(b, NULL, now_ns() + (uint64_t)(b->o.warmup * 1e9));
+        if (b->up_fd < 0)
+            fprintf(stderr, "wsbench: warming up for %.1f s\n", b->o.warmup);
+        run_until(b, NULL, start);
     }
     if (b->failed)
         return;
-    fprintf(stderr, "wsbench: measuring for %.1f s\n", b->o.duration);
+    if (b->up_fd < 0)
+        fprintf(stderr, "wsbench: measuring for %.1f s\n", b->o.duration);
     window_open(b, w, true);
     b->measuring = true;
-    run_until(b, NULL, w->t0 + (uint64_t)(b->o.duration * 1e9));
+    run_until(b, NULL, (w->t0 > start ? w->t0 : start) + (uint64_t)(b->o.duration * 1e9));
     b->measuring = false;
     window_close(b, w);
     if (b->failed)
@@ -1375,7 +1509,7 @@ static void measure(struct bench *b, struct window *w, bool (*drained)(struct be
 static void run_echo(struct bench *b, struct window *w)
 {
     open_all(b);
-    if (b->failed)
+    if (b->failed || !barrier(b, 'r'))
         return;
     b->now = now_ns();
     for (uint32_t i = 0; i < b->nslots; i++)
@@ -1394,7 +1528,7 @@ static void run_echo(struct bench *b, struct window *w)
 static void run_broadcast(struct bench *b, struct window *w)
 {
     open_all(b);
-    if (b->failed)
+    if (b->failed || !barrier(b, 'r'))
         return;
     for (uint32_t p = 0; p < (uint32_t)b->o.publishers; p++)
         publish(b, p);
@@ -1411,8 +1545,11 @@ static void run_broadcast(struct bench *b, struct window *w)
 
 static void run_connect(struct bench *b, struct window *w)
 {
-    fprintf(stderr, "wsbench: %ld handshakes to %s:%ld%s, %ld at a time\n",
-            b->o.n, b->o.host, b->o.port, b->o.path, b->o.concurrency);
+    if (b->up_fd < 0)
+        fprintf(stderr, "wsbench: %ld handshakes to %s:%ld%s, %ld at a time\n",
+                b->o.n, b->o.host, b->o.port, b->o.path, b->o.concurrency);
+    if (!barrier(b, 'r'))
+        return;
     window_open(b, w, true);
     b->last_progress = w->t0;
     run_until(b, all_finished, 0);
@@ -1426,13 +1563,16 @@ static void run_idle(struct bench *b, struct window *w, long *rss0, long *rss1)
         return;
     }
     open_all(b);
-    if (b->failed)
+    if (b->failed || !barrier(b, 'r'))
         return;
-    fprintf(stderr, "wsbench: holding %ld idle connections for %.1f s\n", b->o.n, b->o.duration);
+    if (b->up_fd < 0)
+        fprintf(stderr, "wsbench: holding %ld idle connections for %.1f s\n", b->o.n, b->o.duration);
     window_open(b, w, false);    /* count: the handshakes */
     b->holding = true;
-    run_until(b, NULL, w->t0 + (uint64_t)(b->o.duration * 1e9));
+    run_until(b, NULL, b->go + (uint64_t)(b->o.duration * 1e9));
     window_close(b, w);
+    if (b->up_fd >= 0)           /* hold on while the parent reads the server's memory */
+        barrier(b, 'h');
     if (b->o.server_pid && !b->failed && (*rss1 = server_rss_kb(b->o.server_pid)) < 0)
         fail(b, "the server (pid %ld) is gone", b->o.server_pid);
 }
@@ -1489,6 +1629,16 @@ static long per_source(void)
     return n < 1000 ? 1000 : n;
 }
 
+/* Source addresses for o->n connections to dst: more than one on loopback
+ * when one address would run short of ephemeral ports. */
+static uint32_t auto_sources(const struct opts *o, struct in_addr dst)
+{
+    if ((ntohl(dst.s_addr) >> 24) != 127)
+        return 1;
+    long per = per_source();
+    return (uint32_t)((o->n + per - 1) / per);
+}
+
 /* Allocates everything the run needs up front; false (with a reason) if it cannot. */
 static bool bench_init(struct bench *b)
 {
@@ -1512,12 +1662,9 @@ static bool bench_init(struct bench *b)
              (unsigned long long)rl.rlim_cur);
         return false;
     }
-    bool loopback = (ntohl(b->dst.sin_addr.s_addr) >> 24) == 127;
     b->sources = (uint32_t)o->sources;
-    if (!b->sources) {
-        long per = per_source();
-        b->sources = loopback ? (uint32_t)((o->n + per - 1) / per) : 1;
-    }
+    if (!b->sources)
+        b->sources = auto_sources(o, b->dst.sin_addr);
 
     b->ep = epoll_create1(EPOLL_CLOEXEC);
     if (b->ep < 0) {
@@ -1556,7 +1703,6 @@ static void report(struct bench *b, const struct window *w, long rss0, long rss1
     const struct opts *o = &b->o;
     double secs = w->t1 > w->t0 ? (double)(w->t1 - w->t0) / 1e9 : 0;
     double ccpu = w->cpu1 - w->cpu0, scpu = w->srv1 - w->srv0;
-    bool bound = secs >= 0.1 && ccpu > 0.9 * secs && scpu < 0.9 * secs;
     printf("RESULT workload=%s", workload_names[o->w]);
     if (o->w == W_BROADCAST || o->w == W_CHAT)
         printf(" members=%ld conns=%ld publishers=%ld", o->n, o->n, o->publishers);
@@ -1573,10 +1719,52 @@ static void report(struct bench *b, const struct window *w, long rss0, long rss1
     printf(" p50_us=%.1f p99_us=%.1f max_us=%.1f", (double)hist_quantile(&b->hist, 0.50) / 1e3,
            (double)hist_quantile(&b->hist, 0.99) / 1e3, (double)b->hist.max / 1e3);
     printf(" lost=%" PRIu64 " reordered=%" PRIu64 " errors=%" PRIu64, b->lost, b->reordered, b->errors);
+
+    /* Who was the limit. Pinned to disjoint cores, a side is saturated when
+     * its cores were busy (with anything: its process, softirq, others) 90%
+     * of the window; otherwise when its process used 90% of one core per
+     * process. Noise: other processes and steal on either side's cores. */
+    long procs = o->procs > 0 ? o->procs : 1;
+    bool csat, ssat, noisy = false, have_cores = b->pinned && secs >= 0.1;
+    double tick = 1.0 / (double)sysconf(_SC_CLK_TCK);
+    double s_sirq = 0, c_sirq = 0, s_noise = 0, c_noise = 0;
+    if (have_cores) {
+        double s_task = (double)(w->sc1.task - w->sc0.task) * tick, c_task = (double)(w->cc1.task - w->cc0.task) * tick;
+        s_sirq = (double)(w->sc1.sirq - w->sc0.sirq) * tick;
+        c_sirq = (double)(w->cc1.sirq - w->cc0.sirq) * tick;
+        double s_steal = (double)(w->sc1.steal - w->sc0.steal) * tick;
+        double c_steal = (double)(w->cc1.steal - w->cc0.steal) * tick;
+        s_noise = fmax(0, s_task - scpu) + s_steal;
+        c_noise = fmax(0, c_task - ccpu) + c_steal;
+        double s_cap = secs * b->nsrv_cpus, c_cap = secs * b->ncli_cpus;
+        ssat = fmax(s_task, scpu) + s_sirq + s_steal >= 0.9 * s_cap;
+        csat = fmax(c_task, ccpu) + c_sirq + c_steal >= 0.9 * c_cap;
+        noisy = s_noise >= 0.05 * s_cap || c_noise >= 0.05 * c_cap;
+    } else {
+        long ccores = b->ncli_cpus > 0 && b->ncli_cpus < procs ? b->ncli_cpus : procs;
+        ssat = secs >= 0.1 && scpu >= 0.9 * secs;
+        csat = secs >= 0.1 && ccpu >= 0.9 * secs * (double)ccores;
+    }
+    bool bound = secs >= 0.1 && csat && !ssat;
     printf(" client_cpu_s=%.3f server_cpu_s=%.3f client_bound=%s", ccpu, scpu, bound ? "yes" : "no");
-    if (b->count && o->w != W_IDLE)
+    printf(" procs=%ld client_saturated=%s server_saturated=%s", procs, csat ? "yes" : "no", ssat ? "yes" : "no");
+    if (secs > 0)
+        printf(" client_cpu_pct=%.0f server_cpu_pct=%.0f", 100 * ccpu / secs, 100 * scpu / secs);
+    if (have_cores)
+        printf(" client_sirq_pct=%.0f server_sirq_pct=%.0f client_noise_pct=%.0f server_noise_pct=%.0f noisy=%s",
+               100 * c_sirq / secs, 100 * s_sirq / secs, 100 * c_noise / secs, 100 * s_noise / secs,
+               noisy ? "yes" : "no");
+    else
+        printf(" noisy=unknown");
+    if (b->count && o->w != W_IDLE) {
         printf(" client_ns_per_msg=%.0f server_ns_per_msg=%.0f", ccpu * 1e9 / (double)b->count,
                scpu * 1e9 / (double)b->count);
+        /* with the softirq time of their cores: on loopback, a send's cost
+         * to the receiving side runs there */
+        if (have_cores)
+            printf(" client_core_ns_per_msg=%.0f server_core_ns_per_msg=%.0f",
+                   (ccpu + c_sirq) * 1e9 / (double)b->count, (scpu + s_sirq) * 1e9 / (double)b->count);
+    }
     if (o->w == W_IDLE) {
         long per = rss1 >= 0 && rss0 >= 0 ? (rss1 - rss0) * 1024 / o->n : 0;
         printf(" rss_per_conn=%ld rss_before_kb=%ld rss_after_kb=%ld", per, rss0 < 0 ? 0 : rss0,
@@ -1587,6 +1775,247 @@ static void report(struct bench *b, const struct window *w, long rss0, long rss1
     fflush(stdout);
 }
 
+/* Runs the workload in this process; returns with the window closed. */
+static void run_workload(struct bench *b, struct window *w, long *rss0, long *rss1)
+{
+    if (bench_init(b)) {
+        switch (b->o.w) {
+        case W_ECHO:      run_echo(b, w); break;
+        case W_BROADCAST:
+        case W_CHAT:      run_broadcast(b, w); break;
+        case W_CONNECT:   run_connect(b, w); break;
+        case W_IDLE:      run_idle(b, w, rss0, rss1); break;
+        }
+    }
+    if (w->t1 == 0 && w->t0 != 0)
+        window_close(b, w);
+}
+
+/* The end-of-run checks that make a run fail. */
+static void final_checks(struct bench *b)
+{
+    uint64_t done = b->o.w == W_CONNECT ? b->finished : b->opened;
+    if (!b->failed && done < (uint64_t)b->o.n)
+        fail(b, "only %" PRIu64 " of %ld connections opened", done, b->o.n);
+    if (!b->failed && (b->lost || b->reordered || b->errors))
+        fail(b, "lost=%" PRIu64 " reordered=%" PRIu64 " errors=%" PRIu64, b->lost, b->reordered, b->errors);
+}
+
+/* ------------------------------------------------------------ --procs */
+
+/* What a worker hands its parent, in memory shared across the fork. */
+struct wres {
+    bool ran, failed;
+    char why[512];
+    uint64_t count, lost, reordered, errors, reads, reads_window, opened, finished;
+    uint64_t t0, t1;
+    double cpu, open_s;
+    struct hist hist;
+};
+
+static int worker(struct bench *b, long i, struct wres *res, int up, int down)
+{
+    struct opts *o = &b->o;
+    long k = o->procs;
+    o->n = o->n / k + (i < o->n % k);
+    o->concurrency = o->concurrency / k + (i < o->concurrency % k);
+    o->server_pid = 0;              /* the parent watches the server */
+    b->up_fd = up;
+    b->down_fd = down;
+    b->next_source = (uint32_t)i;   /* workers begin on different source addresses */
+    struct window w = { 0 };
+    long rss0 = -1, rss1 = -1;
+    run_workload(b, &w, &rss0, &rss1);
+    final_checks(b);
+    res->ran = true;
+    res->failed = b->failed;
+    memcpy(res->why, b->why, sizeof res->why);
+    res->count = b->count;
+    res->lost = b->lost;
+    res->reordered = b->reordered;
+    res->errors = b->errors;
+    res->reads = b->reads;
+    res->reads_window = b->reads_window;
+    res->opened = b->opened;
+    res->finished = b->finished;
+    res->t0 = w.t0;
+    res->t1 = w.t1;
+    res->cpu = w.cpu1 - w.cpu0;
+    res->open_s = b->open_s;
+    res->hist = b->hist;
+    close(up);                      /* the parent stops waiting for this one */
+    goodbye(b);
+    return b->failed ? 1 : 0;
+}
+
+/* Reads one byte from each worker still there: the signal it sends at a
+ * step. A worker that exited instead (it failed) is left out from then on. */
+static void await_workers(const int *up, bool *alive, long n, char want)
+{
+    for (long i = 0; i < n; i++) {
+        if (!alive[i])
+            continue;
+        char c = 0;
+        ssize_t r;
+        do
+            r = read(up[i], &c, 1);
+        while (r < 0 && errno == EINTR);
+        if (r != 1 || c != want)
+            alive[i] = false;
+    }
+}
+
+static void release_workers(const int *down, const bool *alive, long n, uint64_t go)
+{
+    for (long i = 0; i < n; i++)
+        if (alive[i] && write(down[i], &go, sizeof go) != (ssize_t)sizeof go)
+            continue;               /* it is gone; its result says why */
+}
+
+static void sleep_until(uint64_t t)
+{
+    struct timespec ts = { .tv_sec = (time_t)(t / NS_PER_S), .tv_nsec = (long)(t % NS_PER_S) };
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+/* N workers share the connections; this process times the common window,
+ * watches the server, merges the results and prints the one RESULT line. */
+static int run_procs(struct bench *b)
+{
+    struct opts *o = &b->o;
+    long n = o->procs;
+    if (inet_pton(AF_INET, o->host, &b->dst.sin_addr) != 1) {
+        fprintf(stderr, "wsbench: FAILED: --host %s is not a numeric IPv4 address\n", o->host);
+        return 1;
+    }
+    if (!o->sources)
+        o->sources = auto_sources(o, b->dst.sin_addr);
+    b->sources = (uint32_t)o->sources;
+    struct wres *res = mmap(NULL, (size_t)n * sizeof *res, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (res == MAP_FAILED) {
+        fprintf(stderr, "wsbench: FAILED: mmap: %s\n", strerror(errno));
+        return 1;
+    }
+    memset(res, 0, (size_t)n * sizeof *res);
+    int up[64], down[64];
+    pid_t pid[64];
+    bool alive[64];
+    long rss0 = -1, rss1 = -1;
+    if (o->w == W_IDLE && o->server_pid && (rss0 = server_rss_kb(o->server_pid)) < 0) {
+        fprintf(stderr, "wsbench: FAILED: cannot read /proc/%ld/status (is --server-pid right?)\n", o->server_pid);
+        return 1;
+    }
+    fprintf(stderr, "wsbench: %ld worker processes share %ld connections to %s:%ld%s\n", n, o->n, o->host,
+            o->port, o->path);
+    fflush(stdout);
+    fflush(stderr);
+    for (long i = 0; i < n; i++) {
+        int u[2], d[2];
+        if (pipe2(u, O_CLOEXEC) < 0 || pipe2(d, O_CLOEXEC) < 0) {
+            fprintf(stderr, "wsbench: FAILED: pipe: %s\n", strerror(errno));
+            return 1;
+        }
+        pid[i] = fork();
+        if (pid[i] < 0) {
+            fprintf(stderr, "wsbench: FAILED: fork: %s\n", strerror(errno));
+            return 1;
+        }
+        if (pid[i] == 0) {
+            close(u[0]);
+            close(d[1]);
+            for (long j = 0; j < i; j++) {
+                close(up[j]);
+                close(down[j]);
+            }
+            _exit(worker(b, i, &res[i], u[1], d[0]));
+        }
+        close(u[1]);
+        close(d[0]);
+        up[i] = u[0];
+        down[i] = d[1];
+        alive[i] = true;
+    }
+
+    learn_cores(b);
+    struct window w = { 0 };
+    await_workers(up, alive, n, 'r');              /* every connection open */
+    /* The window's start: now, before the workers are released (runnable, this
+     * process could otherwise lose its core to them for the whole run), or
+     * after the warm-up, asleep until then (a sleeper is woken promptly). */
+    uint64_t go = now_ns();
+    if (o->warmup <= 0)
+        snap_system(b, false, &w);
+    release_workers(down, alive, n, go);
+    bool any = false;
+    for (long i = 0; i < n; i++)
+        any |= alive[i];
+    if (o->warmup > 0 && any) {
+        sleep_until(go + (uint64_t)(o->warmup * 1e9));
+        snap_system(b, false, &w);
+    }
+    await_workers(up, alive, n, 'w');              /* every window closed */
+    snap_system(b, true, &w);
+    if (o->w == W_IDLE) {
+        await_workers(up, alive, n, 'h');
+        if (o->server_pid)
+            rss1 = server_rss_kb(o->server_pid);
+        release_workers(down, alive, n, go);
+    }
+    int code = 0;
+    for (long i = 0; i < n; i++) {
+        int st;
+        while (waitpid(pid[i], &st, 0) < 0 && errno == EINTR)
+            ;
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            code = 1;
+        close(up[i]);
+        close(down[i]);
+    }
+
+    /* merge into b, as if one process had done it all */
+    w.t0 = UINT64_MAX;
+    for (long i = 0; i < n; i++) {
+        struct wres *r = &res[i];
+        if (!r->ran) {
+            fail(b, "worker %ld ended without a result", i);
+            continue;
+        }
+        if (r->failed)
+            fail(b, "worker %ld: %s", i, r->why);
+        b->count += r->count;
+        b->lost += r->lost;
+        b->reordered += r->reordered;
+        b->errors += r->errors;
+        b->reads += r->reads;
+        b->reads_window += r->reads_window;
+        b->opened += r->opened;
+        b->finished += r->finished;
+        b->open_s = fmax(b->open_s, r->open_s);
+        w.cpu1 += r->cpu;
+        if (r->t0 && r->t0 < w.t0)
+            w.t0 = r->t0;
+        if (r->t1 > w.t1)
+            w.t1 = r->t1;
+        for (unsigned j = 0; j < HIST_N; j++)
+            b->hist.bucket[j] += r->hist.bucket[j];
+        b->hist.n += r->hist.n;
+        if (r->hist.max > b->hist.max)
+            b->hist.max = r->hist.max;
+    }
+    if (w.t0 == UINT64_MAX)
+        w.t0 = w.t1 = 0;
+    if (w.srv1 < 0 || w.srv0 < 0)
+        fail(b, "cannot read the server's CPU time (pid %ld)", o->server_pid);
+    report(b, &w, rss0, rss1);
+    final_checks(b);
+    if (b->failed || code) {
+        fprintf(stderr, "wsbench: FAILED: %s\n", b->failed ? b->why : "a worker failed");
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     static struct bench bench;      /* large (histogram); one per process */
@@ -1594,30 +2023,23 @@ int main(int argc, char **argv)
     parse_args(argc, argv, &b->o);
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
+    b->up_fd = b->down_fd = -1;
+    /* libcrypto loads its configuration on first use: do it now, not on the
+     * first handshake inside a measured window (and once, before any fork) */
+    char dummy[29];
+    accept_for("dGhlIHNhbXBsZSBub25jZQ==", dummy);
+    if (b->o.procs > 1)
+        return run_procs(b);
 
+    learn_cores(b);
     struct window w = { 0 };
     long rss0 = -1, rss1 = -1;
-    if (bench_init(b)) {
-        switch (b->o.w) {
-        case W_ECHO:      run_echo(b, &w); break;
-        case W_BROADCAST:
-        case W_CHAT:      run_broadcast(b, &w); break;
-        case W_CONNECT:   run_connect(b, &w); break;
-        case W_IDLE:      run_idle(b, &w, &rss0, &rss1); break;
-        }
-    }
-    if (w.t1 == 0 && w.t0 != 0)
-        window_close(b, &w);
+    run_workload(b, &w, &rss0, &rss1);
     report(b, &w, rss0, rss1);
     if (b->reads_window && (b->o.w == W_ECHO || b->o.w == W_BROADCAST || b->o.w == W_CHAT))
         fprintf(stderr, "wsbench: %" PRIu64 " reads in all, %.1f messages counted per read in the window\n",
                 b->reads, b->count && b->reads_window ? (double)b->count / (double)b->reads_window : 0.0);
-
-    uint64_t done = b->o.w == W_CONNECT ? b->finished : b->opened;
-    if (!b->failed && done < (uint64_t)b->o.n)
-        fail(b, "only %" PRIu64 " of %ld connections opened", done, b->o.n);
-    if (!b->failed && (b->lost || b->reordered || b->errors))
-        fail(b, "lost=%" PRIu64 " reordered=%" PRIu64 " errors=%" PRIu64, b->lost, b->reordered, b->errors);
+    final_checks(b);
     bool failed = b->failed;
     char why[sizeof b->why];
     memcpy(why, b->why, sizeof why);
