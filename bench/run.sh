@@ -1,19 +1,39 @@
 #!/usr/bin/env bash
-# Side-by-side benchmarks: wshub against three peer servers with the same
-# behaviour (/echo, and rooms named by the path that relay every message to
-# all members): libwebsockets (C), Node's ws, and Python's websockets.
+# Side-by-side benchmarks: wshub against peer servers with the same behaviour
+# (/echo, and rooms named by the path that relay every message to all
+# members, the sender included): uWebSockets (C++, the reference every
+# figure is divided by when it is there), libwebsockets (C), Node's ws and
+# Python's websockets.
 #
-#   bench/run.sh [--runs N] [--duration S] [--only wshub,lws,node,python]
-#                [--workloads broadcast1000,broadcast100,echo,chat,connect,idle]
+#   bench/run.sh [--runs N] [--duration S] [--warmup S] [--procs N] [--quick]
+#                [--only wshub,uws,lws,node,python]
+#                [--workloads broadcast1000,broadcast100,echo100,echo,chat,connect,idle]
 #
-# Each server is pinned to core 0 and build/wsbench to core 1 (taskset). Every
-# run gets a fresh server process on a fresh port, so no run sees the rooms,
-# memory or connections of another. The median of N runs (default 3, of S
-# seconds each, default 5) goes into a Markdown table printed on stdout and
-# written to build/bench/table.md; the raw RESULT lines go to
+# Each server is pinned to one core (BENCH_SERVER_CPU, default 0) and
+# build/wsbench to the others (BENCH_CLIENT_CPUS, default every other core;
+# on this project's 2-core machine core 1). Every run gets a fresh server
+# process on a fresh port. The servers take turns: round 1 runs them in the
+# order given, round 2 in the reverse order, and so on, so that each round
+# is a set of side-by-side pairs measured within seconds of each other. The
+# figures are medians over N rounds (default 3, of S seconds each, default
+# 4, after 1 s of warm-up); a ratio is the median over rounds of the
+# server's figure divided by the reference's figure of the same round
+# (uws when it ran, wshub otherwise). --quick: one round of 1 s, smaller
+# connect and idle runs, for a check that everything works.
+#
+# Beside each rate: p50/p99/max latency, the server's CPU per message (its
+# process plus the softirq time of its core: on loopback the kernel does the
+# receiving socket's TCP work on the sending side's core), wsbench's own CPU
+# per message, and whose core was saturated. Runs where other processes or
+# the hypervisor took over 5% of either core are listed as noisy.
+#
+# The table goes to stdout and build/bench/table.md, raw RESULT lines to
 # build/bench/results.txt, each server's and client's output to
 # build/bench/logs/. See docs/performance.md.
 #
+# uWebSockets: UWS_BIN names a peer binary built from bench/peers/uws/server.cpp
+# against uWebSockets and uSockets (plain TCP, LIBUS_NO_SSL); UWS_DESC may
+# say which versions. Without it the uws rows are skipped, with a message.
 # Installs what is missing when run as root (libwebsockets-dev,
 # python3-websockets, nodejs/npm, the ws package with `npm ci`); otherwise
 # prints the command to run. WSHUB_BIN and WSBENCH_BIN override the binaries.
@@ -22,10 +42,14 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 RUNS=3
-DURATION=5
-SERVERS="wshub,lws,node,python"
-WORKLOADS="broadcast1000,broadcast100,echo,chat,connect,idle"
+DURATION=4
+WARMUP=1
+PROCS=""
+QUICK=0
+SERVERS="wshub,uws,lws,node,python"
+WORKLOADS="broadcast1000,broadcast100,echo100,echo,chat,connect,idle"
 RUN_TIMEOUT=${RUN_TIMEOUT:-180}   # seconds one wsbench run may take at most
+ONLY_GIVEN=0
 
 usage() {
     sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
@@ -35,24 +59,38 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --runs) RUNS=$2; shift 2 ;;
         --duration) DURATION=$2; shift 2 ;;
-        --only) SERVERS=$2; shift 2 ;;
+        --warmup) WARMUP=$2; shift 2 ;;
+        --procs) PROCS=$2; shift 2 ;;
+        --quick) QUICK=1; shift ;;
+        --only) SERVERS=$2; ONLY_GIVEN=1; shift 2 ;;
         --workloads) WORKLOADS=$2; shift 2 ;;
         -h|--help) usage 0 ;;
         *) echo "bench/run.sh: unknown option $1" >&2; usage 2 >&2 ;;
     esac
 done
+if [ $QUICK = 1 ]; then RUNS=1; DURATION=1; WARMUP=0.5; fi
+CONNECT_TOTAL=10000; IDLE_CONNS=10000
+[ $QUICK = 1 ] && { CONNECT_TOTAL=2000; IDLE_CONNS=2000; }
 case "$RUNS" in ''|*[!0-9]*|0) echo "bench/run.sh: --runs wants a positive integer" >&2; exit 2 ;; esac
 case "$DURATION" in ''|*[!0-9.]*) echo "bench/run.sh: --duration wants seconds" >&2; exit 2 ;; esac
+case "$WARMUP" in ''|*[!0-9.]*) echo "bench/run.sh: --warmup wants seconds" >&2; exit 2 ;; esac
+case "$PROCS" in ''|[1-9]|[1-5][0-9]|6[0-4]) ;; *) echo "bench/run.sh: --procs wants 1 to 64" >&2; exit 2 ;; esac
 IFS=, read -r -a SERVER_LIST <<< "$SERVERS"
 IFS=, read -r -a WORKLOAD_LIST <<< "$WORKLOADS"
 for s in "${SERVER_LIST[@]}"; do
-    case "$s" in wshub|lws|node|python) ;; *) echo "bench/run.sh: unknown server $s" >&2; exit 2 ;; esac
+    case "$s" in wshub|uws|lws|node|python) ;; *) echo "bench/run.sh: unknown server $s" >&2; exit 2 ;; esac
 done
 for w in "${WORKLOAD_LIST[@]}"; do
-    case "$w" in broadcast1000|broadcast100|echo|chat|connect|idle) ;;
+    case "$w" in broadcast1000|broadcast100|echo100|echo|chat|connect|idle) ;;
         *) echo "bench/run.sh: unknown workload $w" >&2; exit 2 ;; esac
 done
 has_server() { [[ ",$SERVERS," == *",$1,"* ]]; }
+drop_server() { # removes $1 from SERVERS and SERVER_LIST
+    local keep=() s
+    for s in "${SERVER_LIST[@]}"; do [ "$s" = "$1" ] || keep+=("$s"); done
+    SERVER_LIST=("${keep[@]}")
+    SERVERS=$(IFS=,; echo "${SERVER_LIST[*]}")
+}
 
 OUT=$ROOT/build/bench
 mkdir -p "$OUT/logs"
@@ -94,6 +132,18 @@ cp "$WSBENCH_BIN" "$OUT/bin/wsbench"; WSBENCH_BIN=$OUT/bin/wsbench
 if has_server wshub; then cp "$WSHUB_BIN" "$OUT/bin/wshub"; WSHUB_BIN=$OUT/bin/wshub; fi
 command -v taskset >/dev/null || need_debs util-linux
 
+SKIPPED=()
+if has_server uws; then
+    if [ -n "${UWS_BIN:-}" ] && [ -x "$UWS_BIN" ]; then
+        cp "$UWS_BIN" "$OUT/bin/uws-server"; UWS_BIN=$OUT/bin/uws-server
+    else
+        why="UWS_BIN is not set"; [ -n "${UWS_BIN:-}" ] && why="UWS_BIN=$UWS_BIN is not an executable"
+        msg="uws skipped: $why (a peer built from bench/peers/uws/server.cpp against uWebSockets and uSockets, plain TCP; see docs/performance.md); ratios are against wshub instead"
+        echo "bench/run.sh: $msg" >&2
+        SKIPPED+=("$msg")
+        drop_server uws
+    fi
+fi
 if has_server lws; then
     need_debs gcc pkg-config libwebsockets-dev
     if [ ! -x "$LWS_BIN" ] || [ bench/peers/lws/server.c -nt "$LWS_BIN" ]; then
@@ -111,18 +161,25 @@ if has_server node; then
         (cd bench/peers/node && npm ci --no-audit --no-fund --loglevel=error) >&2
     fi
 fi
+[ ${#SERVER_LIST[@]} -gt 0 ] || { echo "bench/run.sh: no server left to run" >&2; exit 1; }
+REF=wshub; has_server uws && REF=uws
 
 # ---- pinning, ports, processes ---------------------------------------------
-# Server on core 0, load generator on core 1; on one core nothing is pinned.
-if [ "$(nproc)" -ge 2 ]; then
-    PIN_SERVER=(taskset -c 0); PIN_CLIENT=(taskset -c 1)
+NCPU=$(nproc)
+if [ "$NCPU" -ge 2 ]; then
+    SERVER_CPU=${BENCH_SERVER_CPU:-0}
+    CLIENT_CPUS=${BENCH_CLIENT_CPUS:-$(seq 0 $((NCPU - 1)) | grep -vx "$SERVER_CPU" | paste -sd,)}
+    PIN_SERVER=(taskset -c "$SERVER_CPU"); PIN_CLIENT=(taskset -c "$CLIENT_CPUS")
+    NCLIENT=$(taskset -c "$CLIENT_CPUS" nproc)
 else
-    PIN_SERVER=(); PIN_CLIENT=()
+    PIN_SERVER=(); PIN_CLIENT=(); NCLIENT=1; SERVER_CPU=any; CLIENT_CPUS=any
     echo "bench/run.sh: only one core: server and wsbench share it, nothing is pinned" >&2
 fi
+# wsbench processes for echo and connect: one per generator core unless told
+PROCS=${PROCS:-$NCLIENT}
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-if [ "$(ulimit -n)" -lt 10100 ]; then
-    echo "bench/run.sh: note: open files limit is $(ulimit -n); idle (10000 conns) needs more" >&2
+if [ "$(ulimit -n)" -lt $((IDLE_CONNS + 100)) ]; then
+    echo "bench/run.sh: note: open files limit is $(ulimit -n); idle ($IDLE_CONNS conns) needs more" >&2
 fi
 
 free_port() {
@@ -149,6 +206,7 @@ start_server() {
     case "$name" in
         wshub)  cmd=("$WSHUB_BIN" --host 127.0.0.1 --port "$port" --rate-limit 0
                      --binary-rate-limit 0 --binary-byte-rate 0 --max-binary 1m --max-conns 50000 --log-level warn) ;;
+        uws)    cmd=("$UWS_BIN" "$port") ;;
         lws)    cmd=("$LWS_BIN" "$port") ;;
         node)   cmd=(node bench/peers/node/server.js "$port") ;;
         python) cmd=("$PY" bench/peers/python/server.py "$port") ;;
@@ -165,27 +223,32 @@ start_server() {
 
 # ---- workloads -----------------------------------------------------------
 workload_args() {
+    local t="--duration $DURATION --warmup $WARMUP"
     case "$1" in
-        broadcast1000) echo "broadcast --members 1000 --publishers 10 --size 64 --path /ws/bench --duration $DURATION" ;;
-        broadcast100)  echo "broadcast --members 100 --publishers 100 --size 64 --path /ws/bench --duration $DURATION" ;;
-        echo)          echo "echo --conns 1000 --inflight 1 --size 1024 --path /echo --duration $DURATION" ;;
-        chat)          echo "chat --members 1000 --publishers 10 --size 64 --path /ws/bench --duration $DURATION" ;;
-        connect)       echo "connect --total 10000 --concurrency 100 --path /echo" ;;
-        idle)          echo "idle --conns 10000 --path /ws/idle --duration $DURATION" ;;
+        broadcast1000) echo "broadcast --members 1000 --publishers 10 --size 64 --path /ws/bench $t" ;;
+        broadcast100)  echo "broadcast --members 100 --publishers 100 --size 64 --path /ws/bench $t" ;;
+        echo100)       echo "echo --conns 100 --inflight 1 --size 32 --path /echo --procs $PROCS $t" ;;
+        echo)          echo "echo --conns 1000 --inflight 1 --size 1024 --path /echo --procs $PROCS $t" ;;
+        chat)          echo "chat --members 1000 --publishers 10 --size 64 --path /ws/bench $t" ;;
+        connect)       echo "connect --total $CONNECT_TOTAL --concurrency 100 --path /echo --procs $PROCS" ;;
+        idle)          echo "idle --conns $IDLE_CONNS --path /ws/idle --duration $DURATION" ;;
     esac
 }
 workload_label() {
     case "$1" in
-        broadcast1000) echo "broadcast 1000 members × 10 publishers, 64 B binary (msg/s)" ;;
-        broadcast100)  echo "broadcast 100 members × 100 publishers, 64 B binary (msg/s)" ;;
-        echo)          echo "echo 1000 conns × 1 in flight, 1 KiB (msg/s)" ;;
-        chat)          echo "chat 1000 members × 10 publishers, 64 B text (msg/s)" ;;
-        connect)       echo "connect 10000 total, 100 concurrent (conn/s)" ;;
-        idle)          echo "idle 10000 conns: server RSS per conn (bytes, lower is better)" ;;
+        broadcast1000) echo "broadcast 1000 members × 10 publishers, 64 B binary (deliveries/s)" ;;
+        broadcast100)  echo "broadcast 100 members × 100 publishers, 64 B binary (deliveries/s)" ;;
+        echo100)       echo "echo 100 conns × 1 in flight, 32 B (round trips/s)" ;;
+        echo)          echo "echo 1000 conns × 1 in flight, 1 KiB (round trips/s)" ;;
+        chat)          echo "chat 1000 members × 10 publishers, 64 B text (deliveries/s)" ;;
+        connect)       echo "connect $CONNECT_TOTAL total, 100 concurrent (handshakes/s)" ;;
+        idle)          echo "idle $IDLE_CONNS conns: server RSS per conn (bytes, lower is better)" ;;
     esac
 }
+short_label() { workload_label "$1" | sed 's/ (.*//; s/: server RSS.*//'; }
 # The figure a workload is judged by: rss_per_conn for idle, rate otherwise.
 metric_of() { [ "$1" = idle ] && echo rss_per_conn || echo rate; }
+is_msg() { case "$1" in broadcast*|echo*|chat) return 0 ;; *) return 1 ;; esac; }
 
 field() { # field KEY LINE
     awk -v k="$1" '{for (i = 1; i <= NF; i++) { n = index($i, "="); if (n && substr($i, 1, n - 1) == k) { print substr($i, n + 1); exit } } }' <<< "$2"
@@ -193,26 +256,36 @@ field() { # field KEY LINE
 median() { # numbers on stdin, one a line -> median (empty when none)
     sort -g | awk 'NF {v[++n] = $1} END { if (!n) exit; if (n % 2) print v[(n + 1) / 2]; else print (v[n / 2] + v[n / 2 + 1]) / 2 }'
 }
+minmax() { # numbers on stdin -> "min-max" (empty when none)
+    sort -g | awk 'NF {v[++n] = $1} END { if (n) printf "%.2f-%.2f", v[1], v[n] }'
+}
 
 RESULTS=$OUT/results.txt
+GITREV="$(git rev-parse --short HEAD 2>/dev/null || echo none)$(git diff --quiet HEAD -- src include bench 2>/dev/null || echo ' (with uncommitted changes)')"
 {
-    echo "# bench/run.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) runs=$RUNS duration=$DURATION"
-    echo "# git $(git rev-parse --short HEAD 2>/dev/null || echo none)$(git diff --quiet HEAD -- src include bench 2>/dev/null || echo ' (with uncommitted changes)')"
-    echo "# $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), Linux $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "# bench/run.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) runs=$RUNS duration=$DURATION warmup=$WARMUP procs=$PROCS"
+    echo "# git $GITREV; wshub $WSHUB_BIN"
+    has_server uws && echo "# uws ${UWS_DESC:-(UWS_DESC not given)}"
+    echo "# $NCPU cores (server on $SERVER_CPU, wsbench on $CLIENT_CPUS), $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), Linux $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$RESULTS"
 NOTE_KEYS=()
 declare -A NOTE_RUNS
 note() { # note "SERVER WORKLOAD: what" "run N[ (detail)]": one line per what, runs gathered
     if [ -z "${NOTE_RUNS[$1]+x}" ]; then NOTE_KEYS+=("$1"); NOTE_RUNS[$1]=$2; else NOTE_RUNS[$1]+=", $2"; fi
 }
-declare -A FIG P99 NS   # medians by "server,workload"
+declare -A V       # V[key,server,workload,round] = value of one run
+KEYS=(fig p50_us p99_us max_us server_ns_per_msg server_core_ns_per_msg client_core_ns_per_msg client_cpu_pct server_cpu_pct)
 
-echo "bench/run.sh: servers $SERVERS; workloads $WORKLOADS; $RUNS run(s) of ${DURATION} s" >&2
+echo "bench/run.sh: servers $SERVERS (ratios against $REF); workloads $WORKLOADS; $RUNS round(s) of ${DURATION} s; server on core $SERVER_CPU, wsbench on $CLIENT_CPUS ($PROCS process(es) for echo and connect)" >&2
+t_begin=$(date +%s)
 for w in "${WORKLOAD_LIST[@]}"; do
     metric=$(metric_of "$w")
-    for s in "${SERVER_LIST[@]}"; do
-        vals=(); p99s=(); nss=()
-        for run in $(seq "$RUNS"); do
+    for run in $(seq "$RUNS"); do
+        order=("${SERVER_LIST[@]}")
+        if [ $((run % 2)) = 0 ]; then   # every other round in reverse: A B C, C B A, ...
+            order=(); for ((i = ${#SERVER_LIST[@]} - 1; i >= 0; i--)); do order+=("${SERVER_LIST[i]}"); done
+        fi
+        for s in "${order[@]}"; do
             port=$(free_port)
             slog=$OUT/logs/$s-$w-$run.server.log
             clog=$OUT/logs/$s-$w-$run.client.log
@@ -233,7 +306,15 @@ for w in "${WORKLOAD_LIST[@]}"; do
             if [ -n "$line" ]; then
                 echo "server=$s case=$w run=$run exit=$rc $line" >> "$RESULTS"
             fi
-            printf '  %-7s %-13s run %d: %s\n' "$s" "$w" "$run" "${line:-no RESULT (exit $rc)}" >&2
+            if [ -n "$line" ]; then
+                printf '  %-6s %-13s run %d: %s=%s p99=%sus server %s ns/msg, wsbench %s%%%s%s\n' "$s" "$w" "$run" \
+                    "$metric" "$(field "$metric" "$line")" "$(field p99_us "$line")" \
+                    "$(field server_core_ns_per_msg "$line")" "$(field client_cpu_pct "$line")" \
+                    "$([ "$(field client_saturated "$line")" = yes ] && echo ' (saturated)')" \
+                    "$([ "$(field noisy "$line")" = yes ] && echo ' noisy')" >&2
+            else
+                printf '  %-6s %-13s run %d: no RESULT (exit %d)\n' "$s" "$w" "$run" "$rc" >&2
+            fi
             if [ $alive = no ]; then
                 note "$s $w: **the server exited during the run**" "run $run (see ${slog#"$ROOT"/})"
             fi
@@ -243,67 +324,95 @@ for w in "${WORKLOAD_LIST[@]}"; do
                 continue
             fi
             lost=$(field lost "$line"); reord=$(field reordered "$line"); errs=$(field errors "$line")
-            bound=$(field client_bound "$line")
             [ "${lost:-0}" = 0 ] || note "$s $w: lost > 0" "run $run (lost=$lost)"
             [ "${reord:-0}" = 0 ] || note "$s $w: reordered > 0" "run $run (reordered=$reord)"
             [ "${errs:-0}" = 0 ] || note "$s $w: errors > 0" "run $run (errors=$errs)"
-            [ "$bound" != yes ] || note "$s $w: client_bound=yes (wsbench, not the server, may have been the limit)" "run $run"
-            v=$(field "$metric" "$line")
-            [ -n "$v" ] && vals+=("$v")
-            p=$(field p99_us "$line")
-            [ -n "$p" ] && p99s+=("$p")
-            n=$(field server_ns_per_msg "$line")
-            [ -n "$n" ] && nss+=("$n")
+            if [ "$w" != idle ]; then
+                [ "$(field client_saturated "$line")" != yes ] ||
+                    note "$s $w: wsbench's core saturated$([ "$(field server_saturated "$line")" = yes ] && echo ' (the server'"'"'s too)' || echo ', the server'"'"'s not: the generator was the limit')" "run $run"
+            fi
+            # idle: the figure is memory, and the cores idle by design: no CPU noise to speak of
+            [ "$w" = idle ] || [ "$(field noisy "$line")" != yes ] ||
+                note "$s $w: noisy (other work took cores: server's $(field server_noise_pct "$line")%, wsbench's $(field client_noise_pct "$line")%)" "run $run"
+            V[fig,$s,$w,$run]=$(field "$metric" "$line")
+            for k in "${KEYS[@]:1}"; do V[$k,$s,$w,$run]=$(field "$k" "$line"); done
         done
-        # shellcheck disable=SC2034  # read through ${!name} in cell()
-        {
-            FIG[$s,$w]=$(printf '%s\n' "${vals[@]}" | median)
-            P99[$s,$w]=$(printf '%s\n' "${p99s[@]}" | median)
-            NS[$s,$w]=$(printf '%s\n' "${nss[@]}" | median)
-        }
     done
 done
+t_end=$(date +%s)
 
-# ---- the table -------------------------------------------------------------
+# ---- the tables --------------------------------------------------------------
 fmt() { # a figure with thousands separators
     awk -v v="$1" 'BEGIN { if (v == "") { print "—"; exit } s = sprintf("%.0f", v); o = "";
         while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } print s o }'
 }
-ratio() { # peer wshub -> "0.42×"
-    awk -v p="$1" -v w="$2" 'BEGIN { if (p == "" || w == "" || w + 0 == 0) print "n/a"; else printf "%.2f×", p / w }'
+med() { # med KEY SERVER WORKLOAD -> median over rounds
+    local r
+    for r in $(seq "$RUNS"); do echo "${V[$1,$2,$3,$r]:-}"; done | median
 }
-cell() { # server workload table
-    local v=${3}[$1,$2] wv=${3}[wshub,$2]
-    local val=${!v:-} wval=${!wv:-}
-    if [ "$1" = wshub ] || ! has_server wshub; then fmt "$val"
-    elif [ -z "$val" ]; then echo "—"
-    else echo "$(fmt "$val") ($(ratio "$val" "$wval"))"; fi
+pair_ratios() { # pair_ratios KEY SERVER WORKLOAD -> one ratio per round with both figures
+    local r a b
+    for r in $(seq "$RUNS"); do
+        a=${V[$1,$2,$3,$r]:-}; b=${V[$1,$REF,$3,$r]:-}
+        [ -n "$a" ] && [ -n "$b" ] && awk -v a="$a" -v b="$b" 'BEGIN { if (b + 0 != 0) printf "%.4f\n", a / b }'
+    done
+    return 0
 }
-{
+ratio_cell() { # ratio_cell KEY SERVER WORKLOAD -> "1.23×" (median of the rounds' ratios)
+    local m
+    m=$(pair_ratios "$1" "$2" "$3" | median)
+    [ -n "$m" ] && printf '%.2f×' "$m" || echo "n/a"
+}
+cell() { # cell KEY SERVER WORKLOAD -> "figure (ratio)"
+    local v
+    v=$(med "$1" "$2" "$3")
+    if [ -z "$v" ]; then echo "—"
+    elif [ "$2" = "$REF" ]; then fmt "$v"
+    else echo "$(fmt "$v") ($(ratio_cell "$1" "$2" "$3"))"; fi
+}
+header() {
     echo "| workload | $(printf '%s | ' "${SERVER_LIST[@]}" | sed 's/ | $//') |"
     echo "|---|$(printf -- '---:|%.0s' "${SERVER_LIST[@]}")"
+}
+{
+    if [ ${#SKIPPED[@]} -gt 0 ]; then printf '%s\n\n' "${SKIPPED[@]}"; fi
+    if [ "$REF" = uws ] && has_server wshub; then
+        echo "wshub against uWebSockets, side by side (median of the rounds' wshub/uws ratios; range over rounds):"
+        echo
+        echo "| workload | wshub / uws | range | p99 wshub / uws | server CPU per msg wshub / uws |"
+        echo "|---|---:|---:|---:|---:|"
+        for w in "${WORKLOAD_LIST[@]}"; do
+            p99="—"; cpu="—"
+            is_msg "$w" && p99=$(ratio_cell p99_us wshub "$w")
+            [ "$w" = idle ] || cpu=$(ratio_cell server_core_ns_per_msg wshub "$w")
+            echo "| $(workload_label "$w") | $(ratio_cell fig wshub "$w") | $(pair_ratios fig wshub "$w" | minmax) | $p99 | $cpu |"
+        done
+        echo
+        echo "Rates: above 1× wshub is faster. Idle RSS, p99 and CPU per message: below 1× wshub is better."
+        echo
+    fi
+    header
     for w in "${WORKLOAD_LIST[@]}"; do
         row="| $(workload_label "$w") |"
-        for s in "${SERVER_LIST[@]}"; do row="$row $(cell "$s" "$w" FIG) |"; done
+        for s in "${SERVER_LIST[@]}"; do row="$row $(cell fig "$s" "$w") |"; done
         echo "$row"
     done
     echo
-    echo "Median of $RUNS run(s) of ${DURATION} s each (connect: 10000 connections per run). In parentheses:"
-    echo "the peer's figure divided by wshub's. For rates above 1× means the peer is faster than wshub;"
-    echo "for idle RSS per connection above 1× means the peer uses more memory than wshub."
+    echo "Median of $RUNS round(s) of ${DURATION} s each (connect: $CONNECT_TOTAL handshakes per run); in"
+    echo "parentheses the median over rounds of the server's figure divided by $REF's of the same round."
     lat=0
-    for w in "${WORKLOAD_LIST[@]}"; do case "$w" in broadcast*|echo|chat) lat=1 ;; esac; done
+    for w in "${WORKLOAD_LIST[@]}"; do is_msg "$w" && lat=1; done
     if [ $lat = 1 ]; then
         echo
-        echo "p99 latency in µs, median of the runs' p99 (lower is better; in parentheses peer/wshub,"
-        echo "above 1× the peer is slower):"
+        echo "Latency p50 / p99 / max in µs (medians over rounds; lower is better):"
         echo
-        echo "| workload | $(printf '%s | ' "${SERVER_LIST[@]}" | sed 's/ | $//') |"
-        echo "|---|$(printf -- '---:|%.0s' "${SERVER_LIST[@]}")"
+        header
         for w in "${WORKLOAD_LIST[@]}"; do
-            case "$w" in broadcast*|echo|chat) ;; *) continue ;; esac
-            row="| $(workload_label "$w" | sed 's/ (.*//') |"
-            for s in "${SERVER_LIST[@]}"; do row="$row $(cell "$s" "$w" P99) |"; done
+            is_msg "$w" || continue
+            row="| $(short_label "$w") |"
+            for s in "${SERVER_LIST[@]}"; do
+                row="$row $(fmt "$(med p50_us "$s" "$w")") / $(fmt "$(med p99_us "$s" "$w")") / $(fmt "$(med max_us "$s" "$w")") |"
+            done
             echo "$row"
         done
     fi
@@ -311,19 +420,32 @@ cell() { # server workload table
     for w in "${WORKLOAD_LIST[@]}"; do [ "$w" = idle ] || cpu=1; done
     if [ $cpu = 1 ]; then
         echo
-        echo "Server CPU time per message in ns (connect: per connection), median of the runs; from"
-        echo "/proc, so less disturbed than rates by other work on the machine (lower is better;"
-        echo "in parentheses peer/wshub, above 1× the peer spends more CPU per message):"
+        echo "Server CPU per message in ns (connect: per handshake): the server process plus the"
+        echo "softirq time of its core, median of the rounds (lower is better; in parentheses against $REF):"
         echo
-        echo "| workload | $(printf '%s | ' "${SERVER_LIST[@]}" | sed 's/ | $//') |"
-        echo "|---|$(printf -- '---:|%.0s' "${SERVER_LIST[@]}")"
+        header
         for w in "${WORKLOAD_LIST[@]}"; do
             [ "$w" = idle ] && continue
-            row="| $(workload_label "$w" | sed 's/ (.*//') |"
-            for s in "${SERVER_LIST[@]}"; do row="$row $(cell "$s" "$w" NS) |"; done
+            row="| $(short_label "$w") |"
+            for s in "${SERVER_LIST[@]}"; do row="$row $(cell server_core_ns_per_msg "$s" "$w") |"; done
+            echo "$row"
+        done
+        echo
+        echo "The generator beside it: wsbench's CPU per message in ns (its processes plus the softirq"
+        echo "time of its cores) and its processes' CPU in % of one core, medians:"
+        echo
+        header
+        for w in "${WORKLOAD_LIST[@]}"; do
+            [ "$w" = idle ] && continue
+            row="| $(short_label "$w") |"
+            for s in "${SERVER_LIST[@]}"; do
+                row="$row $(fmt "$(med client_core_ns_per_msg "$s" "$w")") ns, $(fmt "$(med client_cpu_pct "$s" "$w")")% |"
+            done
             echo "$row"
         done
     fi
+    echo
+    echo "Measured at git $GITREV$(has_server uws && echo "; uws: ${UWS_DESC:-versions not given}"); $NCPU cores, server on core $SERVER_CPU, wsbench on $CLIENT_CPUS ($PROCS process(es) for echo and connect); $((t_end - t_begin)) s."
     if [ ${#NOTE_KEYS[@]} -gt 0 ]; then
         echo
         echo "Notes:"
