@@ -67,6 +67,9 @@ struct hub *hub_new(const struct hub_config *cfg, const struct hub_sink_ops *ops
 /* Frees the hub, its rooms and histories (members must have left). */
 void hub_free(struct hub *h);
 
+/* The room called name, or NULL when the hub keeps no such room. */
+struct hub_room *hub_find(struct hub *h, const char *name);
+
 /* Checks that a member could join room `name` now. Returns 0, or 503 with *reason. */
 int hub_can_join(struct hub *h, const char *name, const char **reason);
 

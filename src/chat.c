@@ -8,10 +8,12 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "broker.h"
 #include "command.h"
 #include "json.h"
 #include "log.h"
@@ -29,10 +31,12 @@ struct chat {
     struct chat_config cfg;
     struct ratelimit_rule lines, frames, bytes;
     struct hub *hub;
+    struct broker broker;     /* every room event goes out through it and comes back in order */
     struct pool clients;      /* where struct chat_client lives */
     struct buf json;          /* scratch for building events, reused */
     int json_failed;          /* an append to json ran out of memory */
     uint64_t events_failed;   /* events dropped because they could not be built */
+    uint64_t binary_dropped;  /* binary relays the broker could not take */
 };
 
 /* One member's state; small, since every idle connection in a room has one.
@@ -142,34 +146,42 @@ static void field_members(struct chat *chat, const struct hub_room *room)
     put_raw(chat, "]");
 }
 
+/* Counts and logs an event that could not be built whole. */
+static void event_failed(struct chat *chat)
+{
+    if (chat->events_failed++ == 0)
+        log_msg(LOG_ERROR, "chat event dropped: out of memory (counted in /stats events_failed)");
+}
+
 /* Closes the event in the scratch buffer and frames it; NULL (counted and
  * logged) if it could not be built whole. */
-static struct sbuf *event_end(struct chat *chat, size_t *payload_off)
+static struct sbuf *event_end(struct chat *chat)
 {
     put_raw(chat, "}");
     struct sbuf *f = chat->json_failed ? NULL : ws_frame_new(WS_OP_TEXT, chat->json.data, chat->json.len);
-    if (!f) {
-        if (chat->events_failed++ == 0)
-            log_msg(LOG_ERROR, "chat event dropped: out of memory (counted in /stats events_failed)");
-        return NULL;
-    }
-    if (payload_off)
-        *payload_off = ws_header_len(chat->json.len);
+    if (!f)
+        event_failed(chat);
     return f;
 }
 
-static void event_broadcast(struct chat *chat, struct hub_room *room)
+/* Publishes the event in the scratch buffer into room: whole for an EVENT,
+ * without its closing brace for a MESSAGE (the seq goes there on delivery).
+ * Returns 0, or -1 when it was not built (counted) or the broker refused it. */
+static int event_publish(struct chat *chat, struct hub_room *room, enum broker_kind kind)
 {
-    struct sbuf *f = event_end(chat, NULL);
-    if (f) {
-        hub_broadcast(chat->hub, room, f);
-        sbuf_unref(f);
+    if (kind == BROKER_EVENT)
+        put_raw(chat, "}");
+    if (chat->json_failed) {
+        event_failed(chat);
+        return -1;
     }
+    struct broker_pub p = {.kind = kind, .data = chat->json.data, .len = chat->json.len};
+    return broker_publish(&chat->broker, hub_room_name(room), &p);
 }
 
 static void event_send(struct chat *chat, struct chat_client *cl)
 {
-    struct sbuf *f = event_end(chat, NULL);
+    struct sbuf *f = event_end(chat);
     if (f) {
         hub_send(chat->hub, &cl->member, f);
         sbuf_unref(f);
@@ -325,7 +337,7 @@ static void chat_open(void *ctx, struct conn *c, const struct http_request *req)
     event_begin(chat, "join", room);
     field_string(chat, "nick", cl->member.nick, strlen(cl->member.nick));
     field_u64(chat, "count", hub_room_count(room));
-    event_broadcast(chat, room);
+    event_publish(chat, room, BROKER_EVENT);
 }
 
 static void chat_close(void *ctx, struct conn *c)
@@ -342,7 +354,7 @@ static void chat_close(void *ctx, struct conn *c)
         event_begin(chat, "leave", room);
         field_string(chat, "nick", nick, strlen(nick));
         field_u64(chat, "count", hub_room_count(room));
-        event_broadcast(chat, room);
+        event_publish(chat, room, BROKER_EVENT);
     }
 }
 
@@ -373,19 +385,12 @@ static void say(struct chat *chat, struct chat_client *cl, const char *text, siz
     event_begin(chat, "message", room);
     field_string(chat, "nick", cl->member.nick, strlen(cl->member.nick));
     field_string(chat, "text", text, len);
-    uint64_t seq = hub_room_next_seq(room);
-    field_u64(chat, "seq", seq);
     field_u64(chat, "ts", epoch_ms());
     if (action)
         put_raw(chat, ",\"action\":true");
-    size_t off;
-    struct sbuf *f = event_end(chat, &off);
-    if (!f)
-        return;
-    hub_history_push(chat->hub, room, f, off, seq);
-    hub_broadcast(chat->hub, room, f);
+    if (event_publish(chat, room, BROKER_MESSAGE) < 0 && !chat->json_failed)
+        send_error(chat, cl, "unavailable", "the message could not be sent now: try again");
     conn_charge(cl->member.sink, hub_room_count(room));
-    sbuf_unref(f);
 }
 
 static void rename_member(struct chat *chat, struct chat_client *cl, const char *name, size_t len)
@@ -408,7 +413,7 @@ static void rename_member(struct chat *chat, struct chat_client *cl, const char 
     event_begin(chat, "nick", cl->member.room);
     field_string(chat, "old", old, strlen(old));
     field_string(chat, "nick", nick, len);
-    event_broadcast(chat, cl->member.room);
+    event_publish(chat, cl->member.room, BROKER_EVENT);
     conn_charge(cl->member.sink, hub_room_count(cl->member.room));
 }
 
@@ -460,13 +465,52 @@ static void relay_binary(struct chat *chat, struct chat_client *cl, const uint8_
                   ratelimit_bucket_take(&cl->frames, &chat->frames, 1, now);
     if (!flood_check(chat, cl, allowed, now))
         return;
-    struct sbuf *f = ws_frame_new(WS_OP_BINARY, data, len);
+    struct broker_pub p = {.kind = BROKER_BINARY, .data = data, .len = len};
+    if (broker_publish(&chat->broker, hub_room_name(cl->member.room), &p) < 0)
+        chat->binary_dropped++;
+    conn_charge(cl->member.sink, hub_room_count(cl->member.room));
+}
+
+/* A MESSAGE's frame: its JSON, then ,"seq":S} to close it. */
+static struct sbuf *message_frame(const struct broker_pub *p, uint64_t seq, size_t *payload_off)
+{
+    char tail[32];
+    int t = snprintf(tail, sizeof(tail), ",\"seq\":%llu}", (unsigned long long)seq);
+    size_t len = p->len + (size_t)t, h = ws_header_len(len);
+    struct sbuf *f = sbuf_new(h + len);
+    if (!f)
+        return NULL;
+    ws_encode_header(f->data, WS_OP_TEXT, len);
+    memcpy(f->data + h, p->data, p->len);
+    memcpy(f->data + h + p->len, tail, (size_t)t);
+    *payload_off = h;
+    return f;
+}
+
+/* The broker hands a room's publications back here, in the room's order:
+ * number and keep messages, then deliver to this node's members. */
+static void chat_deliver(void *ctx, const char *name, const struct broker_pub *p)
+{
+    struct chat *chat = ctx;
+    struct hub_room *room = hub_find(chat->hub, name);
+    if (!room)
+        return;   /* no member here, and no history kept for it here */
+    struct sbuf *f;
+    size_t off = 0;
+    uint64_t seq = 0;
+    if (p->kind == BROKER_MESSAGE) {
+        seq = p->seq ? p->seq : hub_room_next_seq(room);
+        f = message_frame(p, seq, &off);
+    } else {
+        f = ws_frame_new(p->kind == BROKER_BINARY ? WS_OP_BINARY : WS_OP_TEXT, p->data, p->len);
+    }
     if (!f) {
-        conn_close(cl->member.sink, WS_CLOSE_INTERNAL, "out of memory");
+        event_failed(chat);
         return;
     }
-    hub_broadcast(chat->hub, cl->member.room, f);
-    conn_charge(cl->member.sink, hub_room_count(cl->member.room));
+    if (p->kind == BROKER_MESSAGE)
+        hub_history_push(chat->hub, room, f, off, seq);
+    hub_broadcast(chat->hub, room, f);
     sbuf_unref(f);
 }
 
@@ -497,7 +541,10 @@ struct chat *chat_new(const struct chat_config *cfg)
     chat->bytes = rule_2x(cfg->binary_byte_rate);
     pool_init(&chat->clients, sizeof(struct chat_client), 128);
     chat->hub = hub_new(&cfg->hub, &sink_ops);
-    if (!chat->hub) {
+    struct broker_handler handler = {.ctx = chat, .deliver = chat_deliver};
+    if (!chat->hub || broker_memory_init(&chat->broker, &handler) < 0) {
+        hub_free(chat->hub);
+        pool_destroy(&chat->clients);
         free(chat);
         return NULL;
     }
@@ -520,6 +567,7 @@ void chat_free(struct chat *chat)
 {
     if (!chat)
         return;
+    broker_free(&chat->broker);
     hub_free(chat->hub);
     pool_destroy(&chat->clients);
     buf_free(&chat->json);
@@ -536,6 +584,8 @@ void chat_metrics(struct chat *chat, struct metrics *m)
                   "Bytes held by room histories (events plus their fixed cost).", hub_history_bytes(chat->hub));
     metrics_value(m, "events_failed", "wshub_chat_events_failed_total", METRICS_COUNTER,
                   "Chat events dropped because they could not be built (out of memory).", chat->events_failed);
+    metrics_value(m, "binary_dropped", "wshub_binary_dropped_total", METRICS_COUNTER,
+                  "Binary relays dropped because the broker could not take them.", chat->binary_dropped);
 }
 
 const struct endpoint *chat_endpoint(const struct chat *chat)

@@ -325,6 +325,11 @@ static struct hub_room *find(const struct hub *h, const char *name)
     return NULL;
 }
 
+struct hub_room *hub_find(struct hub *h, const char *name)
+{
+    return find(h, name);
+}
+
 static void evict_lru(struct hub *h)
 {
     struct hub_room *r = ROOM_OF(h->empty.next, empty);
