@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metrics.h"
+
 enum broker_kind {
     BROKER_MESSAGE,   /* a chat message: numbered in the room, kept in history */
     BROKER_EVENT,     /* any other event (join, leave, nick): keeps its place in the order */
@@ -24,14 +26,24 @@ enum broker_kind {
 struct broker_pub {
     enum broker_kind kind;
     uint64_t seq;           /* on delivery of a MESSAGE: its number, or 0 when the hub numbers it */
+    int history;            /* on delivery: a message from the room's history, to keep, not to send */
     const uint8_t *data;
     size_t len;
 };
 
-/* How a broker hands publications back; data is valid during the call only. */
+/* How a broker hands a room's state and publications back; data is valid
+ * during the call only. A room opened with room_open gets: restart (its
+ * state as the cluster has it), its history as history deliveries, oldest
+ * first, then ready; after that, live deliveries in order. A cluster broker
+ * that lost and found its link again, or saw a gap it could not fill, does
+ * the same again (restart, history, ready). */
 struct broker_handler {
     void *ctx;
     void (*deliver)(void *ctx, const char *room, const struct broker_pub *p);
+    /* The room's epoch and last seq in the cluster; history deliveries follow. */
+    void (*restart)(void *ctx, const char *room, const char *epoch, uint64_t seq);
+    /* The room is in the cluster's order: its joiners may be welcomed. */
+    void (*ready)(void *ctx, const char *room);
 };
 
 struct broker_ops {
@@ -39,6 +51,14 @@ struct broker_ops {
     /* Publishes p into room. Returns 0, or -1 when the broker cannot take it
      * now (the cluster is unreachable or over its queue limit). */
     int (*publish)(void *impl, const char *room, const struct broker_pub *p);
+    /* This node has members in room from now on (ready follows, maybe at once). */
+    void (*room_open)(void *impl, const char *room);
+    /* This node has no member left in room. */
+    void (*room_close)(void *impl, const char *room);
+    /* 1 while publications can be taken, else 0 with *why set. */
+    int (*available)(void *impl, const char **why);
+    /* Writes the broker's figures. */
+    void (*metrics)(void *impl, struct metrics *m);
     /* Frees the broker's state. */
     void (*free)(void *impl);
 };
@@ -49,11 +69,22 @@ struct broker {
 };
 
 /* The single-node broker: publish hands the publication straight back to
- * the handler, unnumbered (the hub numbers messages). Returns 0 or -1. */
+ * the handler, unnumbered (the hub numbers messages); a room is ready as soon
+ * as it is opened. Returns 0 or -1. */
 int broker_memory_init(struct broker *b, const struct broker_handler *h);
 
 /* Publishes through b (see broker_ops.publish). */
 int broker_publish(struct broker *b, const char *room, const struct broker_pub *p);
+
+/* See broker_ops.room_open and room_close. */
+void broker_room_open(struct broker *b, const char *room);
+void broker_room_close(struct broker *b, const char *room);
+
+/* See broker_ops.available: 1, or 0 with *why. */
+int broker_available(struct broker *b, const char **why);
+
+/* See broker_ops.metrics. */
+void broker_metrics(struct broker *b, struct metrics *m);
 
 /* Frees b's state (b itself is the caller's). */
 void broker_free(struct broker *b);

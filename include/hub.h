@@ -132,6 +132,18 @@ uint64_t hub_room_seq(const struct hub_room *room);
  * (a new room, or one evicted and created again). */
 const char *hub_room_epoch(const struct hub_room *room);
 
+/* Starts the room's numbering again as a cluster has it: its history is
+ * dropped, its epoch and last seq set (epoch cut to HUB_EPOCH_LEN). */
+void hub_room_restart(struct hub *h, struct hub_room *room, const char *epoch, uint64_t seq);
+
+/* Sets the room's last seq (a cluster numbered a message). */
+void hub_room_set_seq(struct hub_room *room, uint64_t seq);
+
+/* Whether the room is in the cluster's order (its joiners may be welcomed),
+ * and setting it; a new room is not. */
+int hub_room_ready(const struct hub_room *room);
+void hub_room_set_ready(struct hub_room *room, int ready);
+
 /* Number of rooms currently kept. */
 size_t hub_room_total(const struct hub *h);
 

@@ -1,7 +1,8 @@
-/* broker_memory: the single-node broker. A publication is handed straight
- * back to the handler, unnumbered, so the hub's own sequence and history
- * serve; the order is the order of publish calls. Holds nothing else and
- * never allocates per publication. */
+/* broker_memory: the single-node broker, and the broker_* calls every broker
+ * shares. A publication is handed straight back to the handler, unnumbered,
+ * so the hub's own sequence and history serve; the order is the order of
+ * publish calls; a room is ready as soon as it is opened. Holds nothing else
+ * and never allocates per publication. */
 #include "broker.h"
 
 #include <stdlib.h>
@@ -15,6 +16,31 @@ static int memory_publish(void *impl, const char *room, const struct broker_pub 
     return 0;
 }
 
+static void memory_room_open(void *impl, const char *room)
+{
+    const struct broker_handler *h = impl;
+    h->ready(h->ctx, room);
+}
+
+static void memory_room_close(void *impl, const char *room)
+{
+    (void)impl;
+    (void)room;
+}
+
+static int memory_available(void *impl, const char **why)
+{
+    (void)impl;
+    (void)why;
+    return 1;
+}
+
+static void memory_metrics(void *impl, struct metrics *m)
+{
+    (void)impl;
+    (void)m;
+}
+
 static void memory_free(void *impl)
 {
     free(impl);
@@ -23,6 +49,10 @@ static void memory_free(void *impl)
 static const struct broker_ops memory_ops = {
     .name = "memory",
     .publish = memory_publish,
+    .room_open = memory_room_open,
+    .room_close = memory_room_close,
+    .available = memory_available,
+    .metrics = memory_metrics,
     .free = memory_free,
 };
 
@@ -39,6 +69,26 @@ int broker_memory_init(struct broker *b, const struct broker_handler *h)
 int broker_publish(struct broker *b, const char *room, const struct broker_pub *p)
 {
     return b->ops->publish(b->impl, room, p);
+}
+
+void broker_room_open(struct broker *b, const char *room)
+{
+    b->ops->room_open(b->impl, room);
+}
+
+void broker_room_close(struct broker *b, const char *room)
+{
+    b->ops->room_close(b->impl, room);
+}
+
+int broker_available(struct broker *b, const char **why)
+{
+    return b->ops->available(b->impl, why);
+}
+
+void broker_metrics(struct broker *b, struct metrics *m)
+{
+    b->ops->metrics(b->impl, m);
 }
 
 void broker_free(struct broker *b)

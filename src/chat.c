@@ -8,6 +8,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,13 +40,22 @@ struct chat {
     uint64_t binary_dropped;  /* binary relays the broker could not take */
 };
 
+/* What a reconnecting client says it has seen: ?since=SEQ&epoch=E. */
+struct resume {
+    int asked;             /* since was given */
+    uint64_t since;
+    char epoch[HUB_EPOCH_LEN + 1];   /* empty when absent or not one of ours */
+};
+
 /* One member's state; small, since every idle connection in a room has one.
  * Times are the loop's milliseconds modulo 2^32, compared by difference. */
 struct chat_client {
-    struct hub_member member;   /* member.sink is the struct conn */
+    struct hub_member member;   /* member.sink is the struct conn (first: see client_of) */
     struct ratelimit_bucket lines, frames, bytes;
     struct ratelimit_flood flood;
+    struct resume *waiting;     /* set while its welcome waits for the room to be ready */
 };
+_Static_assert(offsetof(struct chat_client, member) == 0, "client_of casts a member to its client");
 
 static uint32_t now_ms(const struct chat_client *cl)
 {
@@ -213,13 +223,6 @@ static int room_from_path(struct http_slice rest, char *room)
     return 0;
 }
 
-/* What a reconnecting client says it has seen: ?since=SEQ&epoch=E. */
-struct resume {
-    int asked;             /* since was given */
-    uint64_t since;
-    char epoch[HUB_EPOCH_LEN + 1];   /* empty when absent or not one of ours */
-};
-
 /* Reads since and epoch from the query. Returns 0, or -1 when malformed. */
 static int resume_from_query(struct http_slice query, struct resume *r)
 {
@@ -268,6 +271,8 @@ static int chat_accept(void *ctx, struct conn *c, const struct http_request *req
         *reason = "invalid nick: use 1 to 32 bytes of printable UTF-8 without spaces";
         return 400;
     }
+    if (!broker_available(&chat->broker, reason))
+        return 503;
     struct chat_client *cl = pool_alloc(&chat->clients);
     if (!cl) {
         *reason = "out of memory";
@@ -278,6 +283,8 @@ static int chat_accept(void *ctx, struct conn *c, const struct http_request *req
         pool_free(&chat->clients, cl);
         return status;
     }
+    if (hub_room_count(cl->member.room) == 1)
+        broker_room_open(&chat->broker, room);   /* the first member here: follow the room */
     uint32_t now = now_ms(cl);
     ratelimit_bucket_init(&cl->lines, &chat->lines, now);
     ratelimit_bucket_init(&cl->frames, &chat->frames, now);
@@ -304,23 +311,20 @@ static long resume_start(const struct chat *chat, const struct hub_room *room, c
     return (long)start;
 }
 
-static void chat_open(void *ctx, struct conn *c, const struct http_request *req)
+/* Sends cl its welcome (with what resume asks for) and announces it. */
+static void welcome(struct chat *chat, struct chat_client *cl, const struct resume *resume)
 {
-    struct chat *chat = ctx;
-    struct chat_client *cl = conn_data(c);
     struct hub_room *room = cl->member.room;
-    struct resume resume;
-    if (resume_from_query(req->query, &resume) < 0)
-        resume.asked = 0;   /* accept checked it already */
-    long start = resume.asked ? resume_start(chat, room, &resume) : -1;
+    long start = resume->asked ? resume_start(chat, room, resume) : -1;
+    size_t first = start < 0 ? 0 : (size_t)start;
     event_begin(chat, "welcome", room);
     field_string(chat, "nick", cl->member.nick, strlen(cl->member.nick));
     field_members(chat, room);
     put_raw(chat, ",\"history\":[");
-    for (size_t i = start < 0 ? 0 : (size_t)start; i < hub_room_history_count(room); i++) {
+    for (size_t i = first; i < hub_room_history_count(room); i++) {
         size_t len;
         const uint8_t *ev = hub_room_history(room, i, &len);
-        if (i > (start < 0 ? 0 : (size_t)start))
+        if (i > first)
             put_raw(chat, ",");
         put_bytes(chat, ev, len);
     }
@@ -328,7 +332,7 @@ static void chat_open(void *ctx, struct conn *c, const struct http_request *req)
     field_u64(chat, "seq", hub_room_seq(room));
     const char *epoch = hub_room_epoch(room);
     field_string(chat, "epoch", epoch, strlen(epoch));
-    if (resume.asked)
+    if (resume->asked)
         put_raw(chat, start >= 0 ? ",\"resumed\":true" : ",\"resumed\":false");
     event_send(chat, cl);
 
@@ -340,6 +344,76 @@ static void chat_open(void *ctx, struct conn *c, const struct http_request *req)
     event_publish(chat, room, BROKER_EVENT);
 }
 
+static void chat_open(void *ctx, struct conn *c, const struct http_request *req)
+{
+    struct chat *chat = ctx;
+    struct chat_client *cl = conn_data(c);
+    struct resume resume;
+    if (resume_from_query(req->query, &resume) < 0)
+        resume.asked = 0;   /* accept checked it already */
+    if (hub_room_ready(cl->member.room)) {
+        welcome(chat, cl, &resume);
+        return;
+    }
+    cl->waiting = malloc(sizeof(*cl->waiting));   /* until the broker has the room in order */
+    if (!cl->waiting) {
+        conn_close(c, WS_CLOSE_INTERNAL, "out of memory");
+        return;
+    }
+    *cl->waiting = resume;
+}
+
+/* The client holding member m (the member is its first field). */
+static struct chat_client *client_of(const struct hub_member *m)
+{
+    return (struct chat_client *)(void *)m;
+}
+
+/* The broker has the room in the cluster's order: welcome who waited. A
+ * welcome never removes a member (a cut waits for the safe point), so the
+ * walk is safe. */
+static void chat_ready(void *ctx, const char *name)
+{
+    struct chat *chat = ctx;
+    struct hub_room *room = hub_find(chat->hub, name);
+    if (!room)
+        return;
+    hub_room_set_ready(room, 1);
+    for (size_t i = 0; i < hub_room_count(room); i++) {
+        struct chat_client *cl = client_of(hub_room_member(room, i));
+        if (cl->waiting) {
+            struct resume *r = cl->waiting;
+            cl->waiting = NULL;
+            welcome(chat, cl, r);
+            free(r);
+        }
+    }
+}
+
+/* The room's state as the cluster has it. When the numbering started again
+ * under members already welcomed (the cluster lost its data), they are told
+ * with a resync event before any message of the new epoch. */
+static void chat_restart(void *ctx, const char *name, const char *epoch, uint64_t seq)
+{
+    struct chat *chat = ctx;
+    struct hub_room *room = hub_find(chat->hub, name);
+    if (!room)
+        return;
+    int changed = strncmp(epoch, hub_room_epoch(room), HUB_EPOCH_LEN) != 0;
+    if (changed && hub_room_ready(room)) {
+        event_begin(chat, "resync", room);
+        field_string(chat, "epoch", epoch, strlen(epoch));
+        field_u64(chat, "seq", seq);
+        struct sbuf *f = event_end(chat);
+        if (f) {
+            hub_broadcast(chat->hub, room, f);
+            sbuf_unref(f);
+        }
+    }
+    hub_room_restart(chat->hub, room, epoch, seq);
+    hub_room_set_ready(room, 0);
+}
+
 static void chat_close(void *ctx, struct conn *c)
 {
     struct chat *chat = ctx;
@@ -347,10 +421,16 @@ static void chat_close(void *ctx, struct conn *c)
     struct hub_room *room = cl->member.room;
     char nick[HUB_NICK_MAX + 1];
     memcpy(nick, cl->member.nick, sizeof(nick));
+    int announced = cl->waiting == NULL;
+    free(cl->waiting);
     hub_leave(chat->hub, &cl->member);
     conn_set_data(c, NULL);
     pool_free(&chat->clients, cl);
-    if (hub_room_count(room) && presence_on(chat, hub_room_count(room) + 1)) {
+    if (hub_room_count(room) == 0) {
+        hub_room_set_ready(room, 0);
+        broker_room_close(&chat->broker, hub_room_name(room));
+    }
+    if (announced && hub_room_count(room) && presence_on(chat, hub_room_count(room) + 1)) {
         event_begin(chat, "leave", room);
         field_string(chat, "nick", nick, strlen(nick));
         field_u64(chat, "count", hub_room_count(room));
@@ -500,6 +580,8 @@ static void chat_deliver(void *ctx, const char *name, const struct broker_pub *p
     uint64_t seq = 0;
     if (p->kind == BROKER_MESSAGE) {
         seq = p->seq ? p->seq : hub_room_next_seq(room);
+        if (p->seq && !p->history)
+            hub_room_set_seq(room, seq);
         f = message_frame(p, seq, &off);
     } else {
         f = ws_frame_new(p->kind == BROKER_BINARY ? WS_OP_BINARY : WS_OP_TEXT, p->data, p->len);
@@ -510,7 +592,8 @@ static void chat_deliver(void *ctx, const char *name, const struct broker_pub *p
     }
     if (p->kind == BROKER_MESSAGE)
         hub_history_push(chat->hub, room, f, off, seq);
-    hub_broadcast(chat->hub, room, f);
+    if (!p->history)
+        hub_broadcast(chat->hub, room, f);
     sbuf_unref(f);
 }
 
@@ -541,7 +624,8 @@ struct chat *chat_new(const struct chat_config *cfg)
     chat->bytes = rule_2x(cfg->binary_byte_rate);
     pool_init(&chat->clients, sizeof(struct chat_client), 128);
     chat->hub = hub_new(&cfg->hub, &sink_ops);
-    struct broker_handler handler = {.ctx = chat, .deliver = chat_deliver};
+    struct broker_handler handler = {.ctx = chat, .deliver = chat_deliver, .restart = chat_restart,
+                                     .ready = chat_ready};
     if (!chat->hub || broker_memory_init(&chat->broker, &handler) < 0) {
         hub_free(chat->hub);
         pool_destroy(&chat->clients);
@@ -586,6 +670,7 @@ void chat_metrics(struct chat *chat, struct metrics *m)
                   "Chat events dropped because they could not be built (out of memory).", chat->events_failed);
     metrics_value(m, "binary_dropped", "wshub_binary_dropped_total", METRICS_COUNTER,
                   "Binary relays dropped because the broker could not take them.", chat->binary_dropped);
+    broker_metrics(&chat->broker, m);
 }
 
 const struct endpoint *chat_endpoint(const struct chat *chat)

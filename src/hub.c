@@ -59,6 +59,7 @@ struct hub_room {
     size_t hist_bytes;
     uint64_t seq;
     char epoch[HUB_EPOCH_LEN + 1];        /* changes whenever seq starts again at 1 */
+    uint8_t ready;                        /* in the cluster's order: joiners may be welcomed */
     char name[HUB_ROOM_MAX + 1];
 };
 
@@ -719,4 +720,27 @@ uint64_t hub_room_seq(const struct hub_room *room)
 const char *hub_room_epoch(const struct hub_room *room)
 {
     return room->epoch;
+}
+
+void hub_room_restart(struct hub *h, struct hub_room *room, const char *epoch, uint64_t seq)
+{
+    if (room->hist_count)
+        hist_clear(h, room);
+    copy_str(room->epoch, epoch, HUB_EPOCH_LEN);
+    room->seq = seq;
+}
+
+void hub_room_set_seq(struct hub_room *room, uint64_t seq)
+{
+    room->seq = seq;
+}
+
+int hub_room_ready(const struct hub_room *room)
+{
+    return room->ready;
+}
+
+void hub_room_set_ready(struct hub_room *room, int ready)
+{
+    room->ready = ready ? 1 : 0;
 }
