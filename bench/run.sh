@@ -25,7 +25,8 @@
 # process plus the softirq time of its core: on loopback the kernel does the
 # receiving socket's TCP work on the sending side's core), wsbench's own CPU
 # per message, and whose core was saturated. Runs where other processes or
-# the hypervisor took over 5% of either core are listed as noisy.
+# the hypervisor took over 5% of either core are listed as noisy, and left
+# out of the medians and ratios when at least 3 quiet rounds remain.
 #
 # The table goes to stdout and build/bench/table.md, raw RESULT lines to
 # build/bench/results.txt, each server's and client's output to
@@ -335,6 +336,7 @@ for w in "${WORKLOAD_LIST[@]}"; do
             [ "$w" = idle ] || [ "$(field noisy "$line")" != yes ] ||
                 note "$s $w: noisy (other work took cores: server's $(field server_noise_pct "$line")%, wsbench's $(field client_noise_pct "$line")%)" "run $run"
             V[fig,$s,$w,$run]=$(field "$metric" "$line")
+            V[noisy,$s,$w,$run]=$(field noisy "$line"); [ "$w" != idle ] || V[noisy,$s,$w,$run]=no
             for k in "${KEYS[@]:1}"; do V[$k,$s,$w,$run]=$(field "$k" "$line"); done
         done
     done
@@ -346,13 +348,43 @@ fmt() { # a figure with thousands separators
     awk -v v="$1" 'BEGIN { if (v == "") { print "—"; exit } s = sprintf("%.0f", v); o = "";
         while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } print s o }'
 }
-med() { # med KEY SERVER WORKLOAD -> median over rounds
-    local r
-    for r in $(seq "$RUNS"); do echo "${V[$1,$2,$3,$r]:-}"; done | median
-}
-pair_ratios() { # pair_ratios KEY SERVER WORKLOAD -> one ratio per round with both figures
-    local r a b
+# On a shared machine some runs are disturbed (noisy=yes: other processes or
+# the hypervisor took over 5% of a pinned core). Figures and ratios use only
+# the quiet runs (pairs) when there are at least QUIET_MIN of them, all otherwise.
+QUIET_MIN=$(( RUNS < 3 ? RUNS : 3 ))
+quiet_rounds() { # quiet_rounds SERVER... WORKLOAD -> the rounds to use, one a line
+    local w=${*: -1} r s ok all=() quiet=()
     for r in $(seq "$RUNS"); do
+        ok=1
+        for s in "${@:1:$#-1}"; do
+            [ -n "${V[fig,$s,$w,$r]:-}" ] || continue 2
+            [ "${V[noisy,$s,$w,$r]:-}" != yes ] || ok=0
+        done
+        all+=("$r"); [ $ok = 1 ] && quiet+=("$r")
+    done
+    if [ ${#quiet[@]} -ge "$QUIET_MIN" ]; then printf '%s\n' "${quiet[@]}"
+    elif [ ${#all[@]} -gt 0 ]; then printf '%s\n' "${all[@]}"; fi
+    return 0
+}
+rounds_used() { # rounds_used SERVER... WORKLOAD -> "3 quiet of 5" or "5, noisy"
+    local n q total=0 r w=${*: -1}
+    n=$(quiet_rounds "$@" | wc -l)
+    for r in $(seq "$RUNS"); do [ -n "${V[fig,$1,$w,$r]:-}" ] && total=$((total + 1)); done
+    q=0
+    for r in $(quiet_rounds "$@"); do
+        local s ok=1
+        for s in "${@:1:$#-1}"; do [ "${V[noisy,$s,$w,$r]:-}" != yes ] || ok=0; done
+        q=$((q + ok))
+    done
+    if [ "$q" = "$n" ]; then echo "$n quiet of $total"; else echo "$n of $total, noisy"; fi
+}
+med() { # med KEY SERVER WORKLOAD -> median over the rounds used
+    local r
+    for r in $(quiet_rounds "$2" "$3"); do echo "${V[$1,$2,$3,$r]:-}"; done | median
+}
+pair_ratios() { # pair_ratios KEY SERVER WORKLOAD -> one ratio per round used with both figures
+    local r a b
+    for r in $(quiet_rounds "$2" "$REF" "$3"); do
         a=${V[$1,$2,$3,$r]:-}; b=${V[$1,$REF,$3,$r]:-}
         [ -n "$a" ] && [ -n "$b" ] && awk -v a="$a" -v b="$b" 'BEGIN { if (b + 0 != 0) printf "%.4f\n", a / b }'
     done
@@ -379,13 +411,13 @@ header() {
     if [ "$REF" = uws ] && has_server wshub; then
         echo "wshub against uWebSockets, side by side (median of the rounds' wshub/uws ratios; range over rounds):"
         echo
-        echo "| workload | wshub / uws | range | p99 wshub / uws | server CPU per msg wshub / uws |"
-        echo "|---|---:|---:|---:|---:|"
+        echo "| workload | wshub / uws | range | p99 wshub / uws | server CPU per msg wshub / uws | pairs |"
+        echo "|---|---:|---:|---:|---:|---|"
         for w in "${WORKLOAD_LIST[@]}"; do
             p99="—"; cpu="—"
             is_msg "$w" && p99=$(ratio_cell p99_us wshub "$w")
             [ "$w" = idle ] || cpu=$(ratio_cell server_core_ns_per_msg wshub "$w")
-            echo "| $(workload_label "$w") | $(ratio_cell fig wshub "$w") | $(pair_ratios fig wshub "$w" | minmax) | $p99 | $cpu |"
+            echo "| $(workload_label "$w") | $(ratio_cell fig wshub "$w") | $(pair_ratios fig wshub "$w" | minmax) | $p99 | $cpu | $(rounds_used wshub uws "$w") |"
         done
         echo
         echo "Rates: above 1× wshub is faster. Idle RSS, p99 and CPU per message: below 1× wshub is better."
@@ -398,8 +430,9 @@ header() {
         echo "$row"
     done
     echo
-    echo "Median of $RUNS round(s) of ${DURATION} s each (connect: $CONNECT_TOTAL handshakes per run); in"
-    echo "parentheses the median over rounds of the server's figure divided by $REF's of the same round."
+    echo "Median of $RUNS round(s) of ${DURATION} s each (connect: $CONNECT_TOTAL handshakes per run), of the"
+    echo "quiet ones when there were at least $QUIET_MIN; in parentheses the median over those rounds of the"
+    echo "server's figure divided by $REF's of the same round."
     lat=0
     for w in "${WORKLOAD_LIST[@]}"; do is_msg "$w" && lat=1; done
     if [ $lat = 1 ]; then

@@ -42,6 +42,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -1337,16 +1338,72 @@ static long server_rss_kb(long pid)
     return kb;
 }
 
-/* Sums of /proc/stat's fields over a set of cores, in clock ticks. */
+/* Sums of /proc/stat's fields over a set of cores, in clock ticks. Softirq
+ * work the kernel hands to a core's ksoftirqd thread is accounted as that
+ * thread's system time: it is moved from task to sirq. */
 struct coresnap {
     uint64_t task;      /* user + nice + system: processes */
-    uint64_t sirq;      /* irq + softirq */
+    uint64_t sirq;      /* irq + softirq, and the cores' ksoftirqd threads */
     uint64_t steal;     /* taken by the hypervisor */
 };
+
+/* utime + stime of a process in clock ticks; 0 when it cannot be read. */
+static uint64_t pid_ticks(long pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    unsigned long long ut = 0, st = 0;
+    if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+        return 0;
+    return ut + st;
+}
+
+#define MAX_KSOFTIRQD 64
+static long ksoftirqd_pid[CPU_SETSIZE < 1024 ? CPU_SETSIZE : 1024];
+
+/* Finds the ksoftirqd/N threads of the cores in set (kernel threads: children of pid 2). */
+static void find_ksoftirqd(const cpu_set_t *set)
+{
+    DIR *d = opendir("/proc");
+    if (!d)
+        return;
+    struct dirent *e;
+    int found = 0;
+    while ((e = readdir(d)) && found < MAX_KSOFTIRQD) {
+        char path[300], comm[64];
+        if (e->d_name[0] < '1' || e->d_name[0] > '9')
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        unsigned cpu;
+        if (fgets(comm, sizeof comm, f) && sscanf(comm, "ksoftirqd/%u", &cpu) == 1 &&
+            cpu < sizeof ksoftirqd_pid / sizeof *ksoftirqd_pid && CPU_ISSET(cpu, set)) {
+            ksoftirqd_pid[cpu] = strtol(e->d_name, NULL, 10);
+            found++;
+        }
+        fclose(f);
+    }
+    closedir(d);
+}
 
 static void read_cores(const cpu_set_t *set, struct coresnap *out)
 {
     *out = (struct coresnap){ 0 };
+    for (unsigned cpu = 0; cpu < sizeof ksoftirqd_pid / sizeof *ksoftirqd_pid; cpu++)
+        if (ksoftirqd_pid[cpu] && CPU_ISSET(cpu, set)) {
+            uint64_t t = pid_ticks(ksoftirqd_pid[cpu]);
+            out->sirq += t;
+            out->task -= t;     /* wraps; the sums below bring it back */
+        }
     FILE *f = fopen("/proc/stat", "r");
     if (!f)
         return;
@@ -1379,6 +1436,10 @@ static void learn_cores(struct bench *b)
     cpu_set_t both;
     CPU_AND(&both, &b->cli_set, &b->srv_set);
     b->pinned = b->ncli_cpus > 0 && b->nsrv_cpus > 0 && CPU_COUNT(&both) == 0;
+    if (b->pinned) {
+        CPU_OR(&both, &b->cli_set, &b->srv_set);
+        find_ksoftirqd(&both);
+    }
 }
 
 /* The measured window: what it cost the client and the server, and what
