@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker.h"
 #include "conn.h"
 #include "hub.h"
 #include "metrics.h"
@@ -27,8 +28,15 @@ struct chat_config {
     uint64_t max_resume;         /* messages a resuming client may be sent in its welcome */
 };
 
-/* Creates the chat endpoint and its hub. NULL if out of memory. */
-struct chat *chat_new(const struct chat_config *cfg);
+/* Sets up the broker chat publishes through, handing publications to h. */
+typedef int (*chat_broker_init_fn)(struct broker *b, const struct broker_handler *h, void *arg);
+
+/* Creates the chat endpoint, its hub and its broker (made by init with arg).
+ * NULL if out of memory or the broker could not be set up. */
+struct chat *chat_new(const struct chat_config *cfg, chat_broker_init_fn init, void *arg);
+
+/* 1 while the chat can take messages, else 0 with *why (for /healthz). */
+int chat_healthy(struct chat *chat, const char **why);
 
 /* Frees the chat state (after every connection has closed). */
 void chat_free(struct chat *chat);

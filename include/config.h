@@ -47,6 +47,11 @@ struct config {
     char log_file[CONFIG_PATH_MAX];   /* empty = stderr */
     int log_level;                /* LOG_ERROR .. LOG_DEBUG */
     char config_file[CONFIG_PATH_MAX];
+    char redis[CONFIG_PATH_MAX];          /* redis:// or unix:// URL; empty = one node, in memory */
+    char redis_password_file[CONFIG_PATH_MAX];
+    char redis_prefix[128];
+    char node_id[128];                    /* empty = HOSTNAME:PID */
+    unsigned history_ttl;                 /* seconds an idle room's history lives in Redis; 0 = for ever */
     uint64_t given;               /* bit i: the i-th option was set explicitly */
 };
 

@@ -43,6 +43,12 @@ int router_mount(struct router *r, const char *path, int prefix, const struct en
 /* Sets who writes the figures for /stats and /metrics. */
 void router_set_stats(struct router *r, router_stats_fn fn, void *ctx);
 
+/* Says whether the server can serve: 1, or 0 with *why (a one-line reason). */
+typedef int (*router_health_fn)(void *ctx, const char **why);
+
+/* Sets who /healthz asks: it answers 503 with the reason while fn says 0. */
+void router_set_health(struct router *r, router_health_fn fn, void *ctx);
+
 /* Answers one request on c; a server_request_fn with the router as ctx. */
 void router_handle(void *router, struct conn *c, const struct http_request *req);
 

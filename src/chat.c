@@ -613,7 +613,7 @@ static struct ratelimit_rule rule_2x(uint32_t rate)
     return (struct ratelimit_rule){rate, rate > UINT32_MAX / 2 ? UINT32_MAX : rate * 2};
 }
 
-struct chat *chat_new(const struct chat_config *cfg)
+struct chat *chat_new(const struct chat_config *cfg, chat_broker_init_fn init, void *arg)
 {
     struct chat *chat = calloc(1, sizeof(*chat));
     if (!chat)
@@ -626,7 +626,7 @@ struct chat *chat_new(const struct chat_config *cfg)
     chat->hub = hub_new(&cfg->hub, &sink_ops);
     struct broker_handler handler = {.ctx = chat, .deliver = chat_deliver, .restart = chat_restart,
                                      .ready = chat_ready};
-    if (!chat->hub || broker_memory_init(&chat->broker, &handler) < 0) {
+    if (!chat->hub || init(&chat->broker, &handler, arg) < 0) {
         hub_free(chat->hub);
         pool_destroy(&chat->clients);
         free(chat);
@@ -671,6 +671,11 @@ void chat_metrics(struct chat *chat, struct metrics *m)
     metrics_value(m, "binary_dropped", "wshub_binary_dropped_total", METRICS_COUNTER,
                   "Binary relays dropped because the broker could not take them.", chat->binary_dropped);
     broker_metrics(&chat->broker, m);
+}
+
+int chat_healthy(struct chat *chat, const char **why)
+{
+    return broker_available(&chat->broker, why);
 }
 
 const struct endpoint *chat_endpoint(const struct chat *chat)

@@ -74,6 +74,15 @@ static const struct option_def options[] = {
      "repeatable: addresses that may read /stats and /metrics", 0, 0},
     {"shutdown-timeout", K_SECONDS, FIELD(shutdown_timeout), "S",
      "on SIGTERM/SIGINT, seconds to wait for clients to answer the 1001 close", 0, 0},
+    {"redis", K_STRING, FIELD(redis), "URL",
+     "join a cluster through Redis: redis://[:PASSWORD@]HOST[:PORT][/DB] or unix:///PATH", 0, 0},
+    {"redis-password-file", K_STRING, FIELD(redis_password_file), "FILE",
+     "read the Redis password from FILE (one trailing newline ignored)", 0, 0},
+    {"redis-prefix", K_STRING, FIELD(redis_prefix), "STR", "prefix of every Redis key, so clusters can share one",
+     0, 0},
+    {"node-id", K_STRING, FIELD(node_id), "STR", "this node's name in the cluster (default HOSTNAME:PID)", 0, 0},
+    {"history-ttl", K_SECONDS, FIELD(history_ttl), "S",
+     "with --redis: an idle room's history expires after S seconds; 0 = never", 0, 0},
     {"daemon", K_FLAG, FIELD(daemon), "", "detach from the terminal and run in the background", 0, 0},
     {"pidfile", K_STRING, FIELD(pidfile), "FILE", "write the pid here; refuse to start if it names a live process",
      0, 0},
@@ -110,6 +119,7 @@ void config_defaults(struct config *cfg)
     cfg->history_bytes = 256u << 10;
     cfg->history_total_bytes = 256u << 20;
     cfg->max_resume = cfg->history;
+    strcpy(cfg->redis_prefix, "wshub");
     cidr_parse("127.0.0.0/8", &cfg->stats_allow[0]);
     cidr_parse("::1", &cfg->stats_allow[1]);
     cfg->n_stats_allow = 2;

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "broker_redis.h"
 #include "chat.h"
 #include "config.h"
 #include "daemon.h"
@@ -133,6 +134,51 @@ static void raise_fd_limit(uint64_t max_conns)
     }
 }
 
+/* The broker chat publishes through: one node in memory, or a Redis cluster. */
+static int memory_broker(struct broker *b, const struct broker_handler *h, void *arg)
+{
+    (void)arg;
+    return broker_memory_init(b, h);
+}
+
+static int redis_broker(struct broker *b, const struct broker_handler *h, void *arg)
+{
+    return broker_redis_init(b, h, arg);
+}
+
+static int chat_health(void *chat, const char **why)
+{
+    return chat_healthy(chat, why);
+}
+
+/* HOSTNAME:PID, the default --node-id. */
+static void default_node_id(char *out, size_t size)
+{
+    char host[200];
+    if (gethostname(host, sizeof(host)) < 0)
+        strcpy(host, "localhost");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(out, size, "%s:%ld", host, (long)getpid());
+}
+
+/* Parses --redis and reads --redis-password-file. Returns 0, or -1 after
+ * printing why (exit 2). */
+static int redis_options(const struct config *cfg, struct redis_url *url)
+{
+    char err[256];
+    if (redis_url_parse(cfg->redis, url, err, sizeof(err)) < 0) {
+        fprintf(stderr, "wshub: --redis: %s\n", err);
+        return -1;
+    }
+    if (cfg->redis_password_file[0] &&
+        redis_password_file_read(cfg->redis_password_file, url->password, sizeof(url->password), err,
+                                 sizeof(err)) < 0) {
+        fprintf(stderr, "wshub: --redis-password-file: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "token") == 0)
@@ -145,6 +191,9 @@ int main(int argc, char **argv)
     if (rc != 0)
         return rc;
     if (config_check(&cfg, stderr) != 0)
+        return 2;
+    struct redis_url redis_url = {0};
+    if (cfg.redis[0] && redis_options(&cfg, &redis_url) < 0)
         return 2;
     find_static_dir(&cfg);
     struct stat st;
@@ -208,15 +257,26 @@ int main(int argc, char **argv)
                    .ping_interval = cfg.ping_interval, .idle_timeout = cfg.idle_timeout,
                    .max_message = cfg.max_message, .max_head = MAX_REQUEST_HEAD},
     };
-    struct chat *chat = chat_new(&chat_cfg);
-    struct loop *loop = chat ? loop_new() : NULL;
-    struct router *router = loop ? router_new(&router_cfg) : NULL;
+    struct loop *loop = loop_new();
+    char node_id[256];
+    if (cfg.node_id[0])
+        snprintf(node_id, sizeof(node_id), "%s", cfg.node_id);
+    else
+        default_node_id(node_id, sizeof(node_id));
+    struct broker_redis_config redis_cfg = {
+        .loop = loop, .url = redis_url, .prefix = cfg.redis_prefix, .node_id = node_id,
+        .history = cfg.history, .history_ttl = cfg.history_ttl,
+    };
+    struct chat *chat = !loop ? NULL
+                        : cfg.redis[0] ? chat_new(&chat_cfg, redis_broker, &redis_cfg)
+                                       : chat_new(&chat_cfg, memory_broker, NULL);
+    struct router *router = chat ? router_new(&router_cfg) : NULL;
     struct server *srv = router ? server_new(loop, &server_cfg, router_handle, router) : NULL;
     if (!srv) {
         fprintf(stderr, "wshub: cannot start (see the log)\n");
         router_free(router);
-        loop_free(loop);
         chat_free(chat);
+        loop_free(loop);
         if (cfg.pidfile[0])
             pidfile_remove(cfg.pidfile);
         return 1;
@@ -225,6 +285,7 @@ int main(int argc, char **argv)
     router_mount(router, "/echo", 0, &echo_endpoint);
     router_mount(router, "/ws", 1, chat_endpoint(chat));
     router_set_stats(router, write_figures, &figures);
+    router_set_health(router, chat_health, chat);
 
     sigset_t mask;
     sigemptyset(&mask);
@@ -249,8 +310,8 @@ int main(int argc, char **argv)
     close(sig.io.fd);
     server_free(srv);
     router_free(router);
-    loop_free(loop);
     chat_free(chat);
+    loop_free(loop);
     if (cfg.pidfile[0])
         pidfile_remove(cfg.pidfile);
     log_msg(LOG_INFO, "stopped pid=%ld", (long)getpid());

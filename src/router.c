@@ -30,6 +30,8 @@ struct router {
     int static_fd;              /* the static directory, opened once */
     router_stats_fn stats;
     void *stats_ctx;
+    router_health_fn health;
+    void *health_ctx;
     struct route routes[ROUTER_MAX_ROUTES];
     size_t nroutes;
 };
@@ -63,6 +65,12 @@ int router_mount(struct router *r, const char *path, int prefix, const struct en
         return -1;
     r->routes[r->nroutes++] = (struct route){path, strlen(path), prefix, ep};
     return 0;
+}
+
+void router_set_health(struct router *r, router_health_fn fn, void *ctx)
+{
+    r->health = fn;
+    r->health_ctx = ctx;
 }
 
 void router_set_stats(struct router *r, router_stats_fn fn, void *ctx)
@@ -213,7 +221,11 @@ static int serve_builtin(struct router *r, struct conn *c, const struct http_req
 {
     int json = http_slice_eq(req->path, "/stats"), prom = http_slice_eq(req->path, "/metrics");
     if (http_slice_eq(req->path, "/healthz")) {
-        conn_http_text(c, 200, "ok", "Cache-Control: no-store\r\n", keep_alive);
+        const char *why = NULL;
+        if (r->health && !r->health(r->health_ctx, &why))
+            conn_http_text(c, 503, why, "Cache-Control: no-store\r\nRetry-After: 1\r\n", keep_alive);
+        else
+            conn_http_text(c, 200, "ok", "Cache-Control: no-store\r\n", keep_alive);
         return 1;
     }
     if (!json && !prom)

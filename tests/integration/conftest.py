@@ -121,3 +121,60 @@ def static_tree():
         f.write("outside the static root\n")
     yield top, root
     shutil.rmtree(top)
+
+
+class Redis:
+    """A real redis-server on a free loopback port with its own directory and
+    AOF on (fsync always, so a kill -9 loses nothing acknowledged)."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        self.port = free_port()
+        self.proc = None
+
+    def url(self):
+        return "redis://127.0.0.1:%d" % self.port
+
+    def start(self):
+        exe = shutil.which("redis-server")
+        assert exe, "redis-server is not installed (make test installs it as root)"
+        self.proc = subprocess.Popen(
+            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+             "--appendfsync", "always", "--dir", self.dir, "--protected-mode", "no", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(64).startswith(b"+PONG"):
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not answer on port %d" % self.port)
+
+    def kill(self):
+        """kill -9: no chance to save anything beyond what AOF already has."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def wipe(self):
+        """Forget everything: the next start is an empty Redis."""
+        for name in os.listdir(self.dir):
+            path = os.path.join(self.dir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+
+
+@pytest.fixture
+def redis_server():
+    """A started Redis (see Redis); killed and its directory removed afterwards."""
+    directory = tempfile.mkdtemp(prefix="wshub-redis-")
+    r = Redis(directory).start()
+    yield r
+    r.kill()
+    shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,224 @@
+"""Cluster through Redis (--redis): several real wshub nodes and a real
+redis-server started by the tests. Every member of a room, on any node,
+receives the room's messages in one order with `seq` consecutive across the
+cluster; history lives in Redis and survives a restart of every node; resume
+works across nodes; an unreachable Redis makes /healthz 503 and chat lines get
+an `unavailable` error, and once Redis is back (with its AOF) nothing is lost
+or repeated; a Redis that lost its data changes the room's epoch and members
+get a `resync` event before any message of the new epoch."""
+import asyncio
+import json
+import time
+import urllib.request
+
+import pytest
+
+from test_chat import close_all, connect, recv_event, run
+
+T = 5.0
+
+
+def nodes(start_server, redis, n, *extra):
+    """n nodes on one Redis, each once its /healthz says it reaches Redis."""
+    srvs = [start_server("--redis", redis.url(), "--node-id", "node%d" % i, *extra) for i in range(n)]
+    deadline = time.monotonic() + 10
+    for srv in srvs:
+        while http_status(srv, "/healthz")[0] != 200:
+            assert time.monotonic() < deadline, "a node did not reach Redis: " + srv.log()
+            time.sleep(0.02)
+    return srvs
+
+
+async def welcome_of(srv, room, nick, query=""):
+    ws = await connect(srv, "/ws/%s?nick=%s%s" % (room, nick, query))
+    w = await recv_event(ws)
+    assert w["type"] == "welcome", w
+    return ws, w
+
+
+async def messages(ws, want, timeout=10):
+    """The next `want` message events (other events skipped), as (seq, text)."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < want:
+        left = deadline - time.monotonic()
+        assert left > 0, "only %d of %d messages: %r" % (len(got), want, got)
+        e = await recv_event(ws, left)
+        if e["type"] == "message":
+            got.append((e["seq"], e["text"]))
+    return got
+
+
+def http_status(srv, path):
+    try:
+        with urllib.request.urlopen("http://%s:%d%s" % (srv.host, srv.port, path), timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def stats(srv):
+    return json.loads(http_status(srv, "/stats")[1])
+
+
+def test_one_order_across_three_nodes(start_server, redis_server):
+    srvs = nodes(start_server, redis_server, 3)
+
+    async def go():
+        clients = []
+        for i, srv in enumerate(srvs):
+            ws, w = await welcome_of(srv, "c1", "u%d" % i)
+            clients.append(ws)
+        per = 20
+
+        async def send(i, ws):
+            for k in range(per):
+                await ws.send("n%d-%d" % (i, k))
+                if k % 5 == 0:
+                    await asyncio.sleep(0)
+        await asyncio.gather(*(send(i, ws) for i, ws in enumerate(clients)))
+        seen = [await messages(ws, per * len(clients)) for ws in clients]
+        for s in seen:
+            assert [q for q, _ in s] == list(range(1, per * len(clients) + 1)), s
+            assert s == seen[0], "two members saw different orders"
+        for i in range(len(clients)):   # each sender's own lines keep their order
+            mine = [t for _, t in seen[0] if t.startswith("n%d-" % i)]
+            assert mine == ["n%d-%d" % (i, k) for k in range(per)]
+        await close_all(*clients)
+    run(go())
+    for srv in srvs:
+        assert stats(srv)["redis_connected"] == 1
+
+
+def test_history_across_nodes_and_restarts(start_server, redis_server):
+    a, b = nodes(start_server, redis_server, 2)
+
+    async def say():
+        ws, w = await welcome_of(a, "c2", "alice")
+        for t in ("one", "two", "three"):
+            await ws.send(t)
+        await messages(ws, 3)
+        await close_all(ws)
+        return w["epoch"]
+    epoch = run(say())
+
+    async def check(srv, nick):
+        ws, w = await welcome_of(srv, "c2", nick)
+        await close_all(ws)
+        return w
+    w = run(check(b, "bob"))
+    assert [(e["seq"], e["text"]) for e in w["history"]] == [(1, "one"), (2, "two"), (3, "three")], w
+    assert w["seq"] == 3 and w["epoch"] == epoch
+    a.stop()
+    b.stop()
+    c, = nodes(start_server, redis_server, 1)
+    w = run(check(c, "carol"))
+    assert [e["text"] for e in w["history"]] == ["one", "two", "three"] and w["epoch"] == epoch, w
+
+
+def test_resume_across_nodes(start_server, redis_server):
+    a, b = nodes(start_server, redis_server, 2)
+
+    async def go():
+        x, wx = await welcome_of(a, "c3", "xavier")
+        y, _ = await welcome_of(b, "c3", "yvonne")
+        for t in ("m1", "m2", "m3", "m4"):
+            await x.send(t)
+        got = await messages(y, 4)
+        last_seen = got[1][0]                     # yvonne "dropped" after m2
+        await close_all(y)
+        z, wz = await welcome_of(a, "c3", "yvonne", "&since=%d&epoch=%s" % (last_seen, wx["epoch"]))
+        assert wz["resumed"] is True, wz
+        assert [e["text"] for e in wz["history"]] == ["m3", "m4"], wz
+        await close_all(x, z)
+    run(go())
+
+
+def test_redis_down_then_back_loses_nothing(start_server, redis_server):
+    a, b = nodes(start_server, redis_server, 2)
+
+    async def go():
+        x, _ = await welcome_of(a, "c4", "xavier")
+        y, _ = await welcome_of(b, "c4", "yvonne")
+        for t in ("before1", "before2"):
+            await x.send(t)
+        await messages(y, 2)
+        await messages(x, 2)
+        redis_server.kill()
+        deadline = time.monotonic() + 10
+        while http_status(a, "/healthz")[0] != 503:
+            assert time.monotonic() < deadline, "/healthz stayed 200 with Redis down"
+            await asyncio.sleep(0.1)
+        status, body = http_status(a, "/healthz")
+        assert "Redis" in body, body
+        await x.send("during")
+        while True:                               # skip the joins and messages before it
+            e = await recv_event(x, 10)
+            if e["type"] == "error":
+                assert e["code"] == "unavailable", e
+                break
+            assert e["type"] != "message" or e["text"] != "during", "a line was sent with Redis down"
+        redis_server.start()
+        deadline = time.monotonic() + 15
+        while http_status(a, "/healthz")[0] != 200 or http_status(b, "/healthz")[0] != 200:
+            assert time.monotonic() < deadline, "/healthz did not come back after Redis did"
+            await asyncio.sleep(0.1)
+        await x.send("after")
+        for ws in (x, y):
+            got = await messages(ws, 1)
+            assert got == [(3, "after")], got
+        await close_all(x, y)
+    run(go(), timeout=60)
+    assert stats(a)["redis_reconnects"] >= 1
+
+
+def test_redis_restarted_empty_changes_the_epoch(start_server, redis_server):
+    a, b = nodes(start_server, redis_server, 2)
+
+    async def go():
+        x, wx = await welcome_of(a, "c5", "xavier")
+        y, _ = await welcome_of(b, "c5", "yvonne")
+        await x.send("old")
+        await messages(y, 1)
+        redis_server.kill()
+        redis_server.wipe()
+        redis_server.start()
+        deadline = time.monotonic() + 15
+        while stats(a)["redis_connected"] != 1 or stats(b)["redis_connected"] != 1:
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.1)
+        resync = None
+        while resync is None:
+            e = await recv_event(y, 10)
+            if e["type"] == "resync":
+                resync = e
+        assert resync["epoch"] != wx["epoch"] and resync["seq"] == 0, resync
+        await x.send("new")
+        got = await messages(y, 1)
+        assert got == [(1, "new")], got
+        await close_all(x, y)
+    run(go(), timeout=60)
+
+
+def test_bad_redis_url_exits_2(tmp_path):
+    import subprocess
+    from conftest import BINARY
+    for url in ("http://x", "redis://", "redis://host:99999", "unix://relative"):
+        r = subprocess.run([BINARY, "--redis", url, "--port", "1"], capture_output=True, text=True, timeout=10)
+        assert r.returncode == 2 and "--redis" in r.stderr, (url, r.returncode, r.stderr)
+
+
+def test_history_ttl_expires_an_idle_room(start_server, redis_server):
+    a, = nodes(start_server, redis_server, 1, "--history-ttl", "1")
+
+    async def go(say):
+        ws, w = await welcome_of(a, "c6", "alice")
+        if say:
+            await ws.send("soon gone")
+            await messages(ws, 1)
+        await close_all(ws)
+        return w
+    first = run(go(True))
+    time.sleep(2.5)                               # idle past the TTL: keys expire in Redis
+    w = run(go(False))
+    assert w["history"] == [] and w["seq"] == 0 and w["epoch"] != first["epoch"], (first, w)
