@@ -368,6 +368,45 @@ test('after a network drop the page resumes: no gap, no duplicate', { timeout: T
   }
 });
 
+/** A real redis-server on a free port in a temporary directory (AOF on). */
+async function startRedis() {
+  const port = await freePort();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'wshub-redis-'));
+  const proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '',
+    '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir], { stdio: 'ignore' });
+  const deadline = Date.now() + WAIT;
+  while (!(await canConnect(port))) {
+    assert.ok(Date.now() < deadline, 'redis-server did not listen');
+    await sleep(25);
+  }
+  return { port, stop: () => { proc.kill('SIGKILL'); fs.rmSync(dir, { recursive: true, force: true }); } };
+}
+
+test('with --redis the page resumes across a server restart: no gap, no duplicate', { timeout: TEST_TIMEOUT }, async () => {
+  const redis = await startRedis();
+  try {
+    const port = await freePort();
+    const args = ['--redis', `redis://127.0.0.1:${redis.port}`];
+    let srv = await newServer(port, args).start();
+    const a = await openUser('keeper', 'cluster', { server: srv });
+    await send(a, 'c1');
+    await send(a, 'c2');
+    await waitMsg(a, 'c2');
+    await srv.stop();
+    await a.waitForSelector('#status[data-state="reconnecting"]', { timeout: WAIT });
+    srv = await newServer(port, args).start();
+    await waitOpen(a, 15_000);
+    await send(a, 'c3');
+    await waitMsg(a, 'c3');
+    assert.deepEqual(await messageTexts(a), ['c1', 'c2', 'c3'], 'each message once, in order');
+    const seqs = await a.$$eval('#messages .msg', (r) => r.map((x) => Number(x.dataset.seq)));
+    assert.deepEqual(seqs, [1, 2, 3], 'the numbering went on in Redis across the restart');
+    assert.ok(!/may be missing/.test(await a.textContent('#messages')), 'history in Redis: nothing missing');
+  } finally {
+    redis.stop();
+  }
+});
+
 test('/nick and the nick field rename a member for the others', { timeout: TEST_TIMEOUT }, async () => {
   const a = await openUser('alice', 'nicks', { recordSends: true });
   const b = await openUser('bob', 'nicks');
