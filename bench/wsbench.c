@@ -131,7 +131,8 @@ static void usage(FILE *f)
         "  --warmup S         seconds before measuring (2)\n"
         "  --server-pid PID   read the server's CPU time and memory from /proc\n"
         "  --sources N        bind source addresses 127.0.0.1..N round robin\n"
-        "  --procs N          echo, connect, idle: N worker processes share the connections (1)\n");
+        "  --procs N          echo, connect, idle: N worker processes share the connections (1)\n"
+        "SIGUSR1 prints a mark on stderr: the messages counted so far, and when.\n");
 }
 
 static bool parse_long(const char *s, long min, long max, long *out)
@@ -1248,12 +1249,27 @@ static void open_more(struct bench *b)
         conn_start(b);
 }
 
+/* SIGUSR1 asks for a mark: the messages counted so far, and when, on
+ * stderr, so that a profiler watching the server for a while (bench/profile.sh)
+ * knows how many messages its window saw. */
+static volatile sig_atomic_t marks_wanted;
+static unsigned marks_done;
+
+static void on_sigusr1(int sig)
+{
+    (void)sig;
+    marks_wanted++;
+}
+
 /* One iteration: flush what was queued, wait, handle what came. */
 static void step(struct bench *b, int timeout_ms)
 {
     flush_all(b);
     int n = epoll_wait(b->ep, b->events, MAX_EVENTS, timeout_ms);
     b->now = now_ns();
+    while (marks_done != (unsigned)marks_wanted)
+        fprintf(stderr, "wsbench: mark %u count=%" PRIu64 " t_ns=%" PRIu64 " measuring=%d\n", ++marks_done,
+                b->count, b->now, b->measuring);
     if (n < 0 && errno != EINTR)
         fail(b, "epoll_wait: %s", strerror(errno));
     for (int i = 0; i < n && !b->failed; i++)
@@ -2083,6 +2099,8 @@ int main(int argc, char **argv)
     struct bench *b = &bench;
     parse_args(argc, argv, &b->o);
     signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = { .sa_handler = on_sigusr1 };    /* no SA_RESTART: epoll_wait returns */
+    sigaction(SIGUSR1, &sa, NULL);
     raise_nofile();
     b->up_fd = b->down_fd = -1;
     /* libcrypto loads its configuration on first use: do it now, not on the
