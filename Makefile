@@ -18,7 +18,7 @@ endif
 
 # Debian packages each part needs: build, unit tests, integration tests.
 BUILD_DEBS := gcc make pkg-config libssl-dev libjansson-dev libhiredis-dev
-TEST_DEBS  := check python3 python3-pytest python3-websockets redis-server
+TEST_DEBS  := check python3 python3-pytest python3-websockets redis-server openssl
 
 define need_debs
 	@missing=""; for p in $(1); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q ' installed$$' || missing="$$missing $$p"; done; \
@@ -52,7 +52,7 @@ $(BUILD)/.test-deps: | $(BUILD)/.deps
 	@mkdir -p $(BUILD) && touch $@
 
 # The libraries the server links (pkg-config names): add a library here.
-LIB_PKGS      = libcrypto jansson hiredis
+LIB_PKGS      = libssl libcrypto jansson hiredis
 CRYPTO_CFLAGS = $(shell pkg-config --cflags $(LIB_PKGS))
 CRYPTO_LIBS   = $(shell pkg-config --libs $(LIB_PKGS))
 CHECK_CFLAGS  = $(shell pkg-config --cflags check)

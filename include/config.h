@@ -18,6 +18,9 @@ struct config {
     char host[256];
     int port;
     char static_dir[CONFIG_PATH_MAX];
+    char tls_cert[CONFIG_PATH_MAX];   /* PEM certificate chain; empty = plain TCP */
+    char tls_key[CONFIG_PATH_MAX];    /* PEM private key */
+    char tls_min[4];                  /* "1.2" or "1.3" */
     unsigned handshake_timeout;   /* seconds */
     unsigned close_timeout;       /* seconds to wait for the peer's close */
     unsigned ping_interval;       /* seconds, 0 = no pings */

@@ -20,6 +20,7 @@ struct server_config {
     int port;
     uint64_t max_conns;          /* open connections; beyond it a 503 */
     unsigned shutdown_timeout;   /* seconds to wait for clients to answer the 1001 */
+    const struct transport *transport;   /* the listener's (TLS); NULL = plain TCP */
     struct conn_limits limits;
 };
 

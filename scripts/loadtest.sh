@@ -16,11 +16,15 @@
 #
 # websocat (https://github.com/vi/websocat, 1.x) is run exactly as
 #
-#     websocat -t --linemode-strip-newlines ws://HOST:PORT/ws/ROOM?nick=ltK
+#     websocat -t --linemode-strip-newlines [-k] ws[s]://HOST:PORT/ws/ROOM?nick=ltK
 #
 #   -t                         stdin lines go out as WebSocket text messages
 #   --linemode-strip-newlines  without it websocat 1.x keeps each line's "\n"
 #                              in the message, and wshub would relay it
+#   -k                         (with our -k) accept any TLS certificate, for a
+#                              test server with a self-signed one; without it
+#                              a wss:// server's certificate is verified
+#                              (SSL_CERT_FILE can name a CA to trust)
 #
 # with stdin a fifo that the script holds open until the end (websocat sends a
 # close frame at stdin EOF, waits for the server's close and exits) and stdout
@@ -44,6 +48,7 @@ ROOM=loadtest
 CLIENTS=10
 MESSAGES=20
 INTERVAL=0.1
+INSECURE=()        # (-k) when the server's certificate is not checked
 JOIN_TIMEOUT=10    # seconds for every client to get its welcome
 DRAIN_TIMEOUT=10   # seconds after the last send (plus MESSAGES x INTERVAL)
 CLOSE_TIMEOUT=5    # seconds for the clients to exit after their stdin closed
@@ -51,7 +56,7 @@ POLL=0.1           # seconds between progress checks
 
 usage() {
     cat <<EOF
-Usage: $PROG [-u ws://HOST:PORT] [-r ROOM] [-c CLIENTS] [-m MESSAGES] [-i INTERVAL]
+Usage: $PROG [-u ws://HOST:PORT] [-r ROOM] [-c CLIENTS] [-m MESSAGES] [-i INTERVAL] [-k]
        $PROG -h | --help
 
 Load test of a running wshub chat room with websocat clients: CLIENTS clients
@@ -63,6 +68,9 @@ and every client must receive every line of the run exactly once.
   -c CLIENTS   number of clients, a positive integer      (default $CLIENTS)
   -m MESSAGES  lines each client sends, positive integer  (default $MESSAGES)
   -i INTERVAL  seconds between a client's lines, >= 0     (default $INTERVAL)
+  -k           wss://: accept any certificate (websocat -k), for a test
+               server; otherwise it is verified (SSL_CERT_FILE=CA.pem
+               trusts a private CA)
   -h, --help   show this help and exit
 
 Each client must receive CLIENTS x MESSAGES message events (senders see their
@@ -92,6 +100,7 @@ die_usage() {
 while (($#)); do
     case $1 in
         -h|--help) usage; exit 0 ;;
+        -k) INSECURE=(-k); shift ;;
         -u|-r|-c|-m|-i)
             (($# >= 2)) || die_usage "option $1 needs a value"
             case $1 in
@@ -216,7 +225,7 @@ sender() {
 for ((k = 1; k <= CLIENTS; k++)); do
     mkfifo "$TMP/in.$k" || exit 1
     : >"$TMP/out.$k"
-    websocat -t --linemode-strip-newlines "$URL/ws/$ROOM?nick=lt$k" \
+    websocat -t --linemode-strip-newlines ${INSECURE[@]+"${INSECURE[@]}"} "$URL/ws/$ROOM?nick=lt$k" \
         <"$TMP/in.$k" >"$TMP/out.$k" 2>"$TMP/err.$k" {SLEEP_FD}<&- &
     WS_PIDS[k]=$!
     sender "$k" &

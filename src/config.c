@@ -10,7 +10,7 @@
 
 #include "log.h"
 
-enum kind { K_STRING, K_PORT, K_SECONDS, K_BYTES, K_COUNT, K_LOGLEVEL, K_ORIGINS, K_CIDRS, K_FLAG };
+enum kind { K_STRING, K_PORT, K_SECONDS, K_BYTES, K_COUNT, K_LOGLEVEL, K_ORIGINS, K_CIDRS, K_FLAG, K_TLSVER };
 
 struct option_def {
     const char *name;
@@ -29,6 +29,10 @@ static const struct option_def options[] = {
     {"port", K_PORT, FIELD(port), "N", "TCP port to listen on", 0, 0},
     {"static", K_STRING, FIELD(static_dir), "DIR",
      "static files served over HTTP (an installed binary uses PREFIX/share/wshub/static)", 0, 0},
+    {"tls-cert", K_STRING, FIELD(tls_cert), "FILE",
+     "PEM certificate chain: the port speaks TLS (https, wss); reloaded on SIGHUP; needs --tls-key", 0, 0},
+    {"tls-key", K_STRING, FIELD(tls_key), "FILE", "PEM private key of --tls-cert; reloaded on SIGHUP", 0, 0},
+    {"tls-min", K_TLSVER, FIELD(tls_min), "VERSION", "lowest TLS version accepted: 1.2 or 1.3", 0, 0},
     {"handshake-timeout", K_SECONDS, FIELD(handshake_timeout), "S",
      "seconds for an HTTP request or handshake to arrive; 0 = no limit", 0, 0},
     {"close-timeout", K_SECONDS, FIELD(close_timeout), "S",
@@ -99,6 +103,7 @@ void config_defaults(struct config *cfg)
     strcpy(cfg->host, "0.0.0.0");
     cfg->port = 8080;
     strcpy(cfg->static_dir, "static");
+    strcpy(cfg->tls_min, "1.2");
     cfg->handshake_timeout = 10;
     cfg->close_timeout = 5;
     cfg->ping_interval = 30;
@@ -229,6 +234,13 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
         fprintf(err, "wshub: %s--%s '%s' must be an address or ADDR/BITS (BITS up to 32 for IPv4, 128 for IPv6)\n",
                 where, o->name, value);
         return -1;
+    case K_TLSVER:
+        if (strcmp(value, "1.2") == 0 || strcmp(value, "1.3") == 0) {
+            strcpy(field, value);
+            return 0;
+        }
+        fprintf(err, "wshub: %s--%s '%s' must be 1.2 or 1.3\n", where, o->name, value);
+        return -1;
     case K_FLAG:
         if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "1") == 0) {
             *(int *)field = 1;
@@ -325,6 +337,7 @@ static void print_default(FILE *out, const struct config *d, const struct option
     case K_STRING:
         fprintf(out, "%s", *field ? field : o->offset == offsetof(struct config, log_file) ? "stderr" : "none");
         break;
+    case K_TLSVER: fprintf(out, "%s", field); break;
     case K_PORT: fprintf(out, "%d", *(const int *)field); break;
     case K_SECONDS: fprintf(out, "%u", *(const unsigned *)field); break;
     case K_BYTES:
@@ -457,6 +470,15 @@ static int fit(struct config *cfg, uint64_t *value, const char *name, uint64_t f
 
 int config_check(struct config *cfg, FILE *err)
 {
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+        fprintf(err, "wshub: --%s needs --%s: TLS takes a certificate and its key\n",
+                cfg->tls_cert[0] ? "tls-cert" : "tls-key", cfg->tls_cert[0] ? "tls-key" : "tls-cert");
+        return 2;
+    }
+    if (!cfg->tls_cert[0] && config_given(cfg, "tls-min")) {
+        fprintf(err, "wshub: --tls-min needs --tls-cert and --tls-key\n");
+        return 2;
+    }
     uint64_t half = cfg->max_backlog / 2;
     char why[256];
     /* One relay of the largest message must fit twice in a member's backlog,

@@ -3,7 +3,8 @@
  * the parser of its state (conn_http.c or conn_ws.c) within a work budget per
  * wake-up, writes its output queue, runs its timer, and owns the single path
  * by which a connection ends (conn_abort). Never blocks; never frees itself
- * (the server does, after the safe point). */
+ * (the server does, after the safe point); never asks which transport it
+ * has, only what the transport's status says it waits for or holds. */
 #include "conn_priv.h"
 
 #include <errno.h>
@@ -185,13 +186,24 @@ void conn_cut(struct conn *c, const char *reason)
     conn_close_why(c, WS_CLOSE_POLICY, reason, CONN_CLOSE_SLOW);
 }
 
+static unsigned tp_status(const struct conn *c)
+{
+    return c->env->transport->ops->status(c->tp_state);
+}
+
+/* True once every byte queued has reached the socket (the transport holds none). */
+static int output_done(const struct conn *c)
+{
+    return outq_empty(&c->out) && !(tp_status(c) & TRANSPORT_HAS_OUTPUT);
+}
+
 void conn_shutdown(struct conn *c)
 {
     if (c->state == CONN_WS) {
         conn_ws_send_close(c, WS_CLOSE_GOING_AWAY, "server shutting down", CONN_CLOSE_SHUTDOWN);
     } else if (c->state == CONN_HTTP) {
         c->why = CONN_CLOSE_SHUTDOWN;
-        if (outq_empty(&c->out) && c->in.len == 0)
+        if (output_done(c) && c->in.len == 0)
             conn_abort(c);
         else
             conn_finish(c);
@@ -205,13 +217,29 @@ int conn_output_blocked(const struct conn *c)
     return c->state == CONN_WS && outq_bytes(&c->out) >= WS_PAUSE_BACKLOG;
 }
 
+/* The readiness that lets reading (LOOP_READ) or writing (LOOP_WRITE) go on:
+ * the same, unless the transport must first go the other way (a TLS
+ * handshake message). */
+static uint32_t ready_for(unsigned status, uint32_t what)
+{
+    if (what == LOOP_READ)
+        return status & TRANSPORT_READ_WANTS_WRITE ? LOOP_WRITE : LOOP_READ;
+    return status & TRANSPORT_WRITE_WANTS_READ ? LOOP_READ : LOOP_WRITE;
+}
+
+static int reading(const struct conn *c)
+{
+    return !(c->flags & (CF_READ_OFF | CF_PEER_EOF));
+}
+
 static void update_events(struct conn *c)
 {
+    unsigned st = tp_status(c);
     uint32_t mask = 0;
-    if (!(c->flags & (CF_READ_OFF | CF_PEER_EOF)))
-        mask |= LOOP_READ;
-    if (!outq_empty(&c->out))
-        mask |= LOOP_WRITE;
+    if (reading(c))
+        mask |= ready_for(st, LOOP_READ);
+    if (!outq_empty(&c->out) || (st & TRANSPORT_HAS_OUTPUT))
+        mask |= ready_for(st, LOOP_WRITE);
     if (loop_io_set(c->env->loop, &c->io, mask) < 0)
         conn_abort(c);
 }
@@ -263,6 +291,14 @@ static void after_input(struct conn *c)
     c->work = 0;
 }
 
+/* After a read: the transport may need the socket writable to read on (a
+ * TLS handshake message), or no longer; plain TCP never changes anything. */
+static void sync_read_events(struct conn *c)
+{
+    if ((tp_status(c) & TRANSPORT_READ_WANTS_WRITE) || !(c->io.mask & LOOP_READ))
+        update_events(c);
+}
+
 static void on_readable(struct conn *c, uint32_t events)
 {
     const struct conn_env *env = c->env;
@@ -278,10 +314,15 @@ static void on_readable(struct conn *c, uint32_t events)
     }
     ssize_t n = env->transport->ops->recv(c->tp_state, c->io.fd, env->rx + prefix, env->rx_size - prefix);
     if (n < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        if (errno == EPROTO) {
+            c->why = CONN_CLOSE_PROTOCOL;   /* the transport's own protocol, broken */
+            conn_abort(c);
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
             if (c->state == CONN_WS)
                 c->why = CONN_CLOSE_ERROR;
             conn_abort(c);
+        } else {
+            sync_read_events(c);
         }
         return;
     }
@@ -292,7 +333,7 @@ static void on_readable(struct conn *c, uint32_t events)
         c->flags |= CF_PEER_EOF;
         if (c->state == CONN_WS)
             c->why = CONN_CLOSE_ERROR;   /* gone without a close frame */
-        if (c->state == CONN_WS || outq_empty(&c->out)) {
+        if (c->state == CONN_WS || output_done(c)) {
             conn_abort(c);
             return;
         }
@@ -308,8 +349,13 @@ static void on_readable(struct conn *c, uint32_t events)
     if (c->state == CONN_DEAD || keep_rest(c, env->rx + used, total - used) < 0)
         return;
     after_input(c);
-    if (c->flags & CF_READ_OFF)
+    if (c->flags & CF_READ_OFF) {
         update_events(c);
+        return;
+    }
+    sync_read_events(c);
+    if (c->state != CONN_DEAD && reading(c) && (tp_status(c) & TRANSPORT_HAS_INPUT))
+        conn_want_flush(c);   /* no readiness will report it: read again at the safe point */
 }
 
 /* Goes on with input kept while output was blocked or the budget was spent. */
@@ -327,19 +373,24 @@ static void process_buffered(struct conn *c)
     }
 }
 
-/* Writes from the queue until it is empty, the transport would block, or the
- * budget is spent. Returns bytes written, or -1 on a stream error. */
+/* Writes from the queue until it is empty and the transport holds nothing,
+ * the transport would block, or the budget is spent. Returns bytes written,
+ * or -1 on a stream error. */
 static ssize_t write_queue(struct conn *c)
 {
     const struct transport_ops *tp = c->env->transport->ops;
     size_t sent = 0;
-    while (!outq_empty(&c->out) && sent < FLUSH_BUDGET) {
+    while (sent < FLUSH_BUDGET) {
         struct iovec iov[WRITE_IOV];
         int file_fd;
         off_t off;
         size_t left;
         ssize_t n;
-        if (outq_file(&c->out, &file_fd, &off, &left)) {
+        if (outq_empty(&c->out)) {
+            if (!(tp->status(c->tp_state) & TRANSPORT_HAS_OUTPUT))
+                break;
+            n = tp->writev(c->tp_state, c->io.fd, iov, 0);   /* pushes what the transport holds */
+        } else if (outq_file(&c->out, &file_fd, &off, &left)) {
             size_t want = left < FLUSH_BUDGET - sent ? left : FLUSH_BUDGET - sent;
             n = tp->sendfile(c->tp_state, c->io.fd, file_fd, &off, want);
             if (n == 0) {
@@ -357,7 +408,8 @@ static ssize_t write_queue(struct conn *c)
                 break;
             return -1;
         }
-        outq_advance(&c->out, (size_t)n);
+        if (n > 0)
+            outq_advance(&c->out, (size_t)n);
         sent += (size_t)n;
     }
     return (ssize_t)sent;
@@ -367,7 +419,7 @@ void conn_flush(struct conn *c)
 {
     if (c->state == CONN_DEAD)
         return;
-    if (!outq_empty(&c->out)) {
+    if (!output_done(c)) {
         ssize_t n = write_queue(c);
         if (n < 0) {
             if (c->state == CONN_WS)
@@ -382,7 +434,12 @@ void conn_flush(struct conn *c)
         if (c->state == CONN_DEAD)
             return;
     }
-    if (outq_empty(&c->out) && (c->flags & CF_FINISH)) {
+    if (reading(c) && (tp_status(c) & TRANSPORT_HAS_INPUT)) {
+        on_readable(c, LOOP_READ);
+        if (c->state == CONN_DEAD)
+            return;
+    }
+    if (output_done(c) && (c->flags & CF_FINISH)) {
         if (c->flags & CF_PEER_EOF) {
             conn_abort(c);
             return;
@@ -401,9 +458,10 @@ static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
     struct conn *c = container_of(io, struct conn, io);
     if (c->state == CONN_DEAD)
         return;
-    if (events & LOOP_WRITE)
+    unsigned st = tp_status(c);
+    if (events & ready_for(st, LOOP_WRITE))
         conn_flush(c);
-    if (c->state != CONN_DEAD && (events & ~(uint32_t)LOOP_WRITE))
+    if (c->state != CONN_DEAD && (events & (ready_for(st, LOOP_READ) | ~(uint32_t)(LOOP_READ | LOOP_WRITE))))
         on_readable(c, events);
 }
 

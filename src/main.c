@@ -1,8 +1,8 @@
 /* main: parses options into the config, checks them against each other,
- * prepares the process (log, pid file, open-file limit, daemon), gives each
- * module its own small config, wires server, router and endpoints (routes,
- * stats, signals) and runs the loop. The only place that reads struct config
- * and the only place that exits. */
+ * prepares the process (log, pid file, open-file limit, TLS context, daemon),
+ * gives each module its own small config, wires server, router and endpoints
+ * (routes, stats, signals) and runs the loop. The only place that reads
+ * struct config and the only place that exits. */
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -24,11 +24,13 @@
 #include "loop.h"
 #include "router.h"
 #include "server.h"
+#include "tls.h"
 #include "token_cmd.h"
 
 struct signals {
     struct loop_io io;
     struct server *srv;
+    struct tls_ctx *tls;   /* reloaded on SIGHUP; NULL without TLS */
 };
 
 /* What /stats and /metrics show: the process, then each layer's own figures. */
@@ -48,6 +50,19 @@ static void write_figures(void *ctx, struct metrics *m)
     chat_metrics(f->chat, m);
 }
 
+/* SIGHUP: new connections get the certificate and key as the files are now;
+ * a file that does not load leaves the current ones in use. */
+static void reload_tls(struct tls_ctx *tls)
+{
+    char msg[1024];
+    if (tls_ctx_reload(tls, msg, sizeof(msg)) < 0) {
+        log_msg(LOG_ERROR, "tls reload failed, keeping the current certificate error=\"%s\"", msg);
+        return;
+    }
+    tls_ctx_describe(tls, msg, sizeof(msg));
+    log_msg(LOG_INFO, "tls reloaded %s", msg);
+}
+
 static void on_signal(struct loop *l, struct loop_io *io, uint32_t events)
 {
     (void)l;
@@ -60,6 +75,8 @@ static void on_signal(struct loop *l, struct loop_io *io, uint32_t events)
                 log_msg(LOG_ERROR, "log reopen failed error=\"%s\"", strerror(errno));
             else
                 log_msg(LOG_INFO, "log reopened");
+            if (sig->tls)
+                reload_tls(sig->tls);
             continue;
         }
         log_msg(LOG_INFO, "signal received signal=%s", sigabbrev_np((int)si.ssi_signo));
@@ -202,8 +219,9 @@ int main(int argc, char **argv)
         return 2;
     }
     if (absolute(cfg.static_dir, sizeof(cfg.static_dir)) < 0 || absolute(cfg.log_file, sizeof(cfg.log_file)) < 0 ||
-        absolute(cfg.pidfile, sizeof(cfg.pidfile)) < 0) {
-        fprintf(stderr, "wshub: cannot make the --static/--log/--pidfile paths absolute\n");
+        absolute(cfg.pidfile, sizeof(cfg.pidfile)) < 0 || absolute(cfg.tls_cert, sizeof(cfg.tls_cert)) < 0 ||
+        absolute(cfg.tls_key, sizeof(cfg.tls_key)) < 0) {
+        fprintf(stderr, "wshub: cannot make the --static/--log/--pidfile/--tls-cert/--tls-key paths absolute\n");
         return 2;
     }
     log_set_level((enum log_level)cfg.log_level);
@@ -220,16 +238,29 @@ int main(int argc, char **argv)
     raise_fd_limit(cfg.max_conns);
     signal(SIGPIPE, SIG_IGN);
     handshake_init();
+    struct tls_ctx *tls = NULL;
+    if (cfg.tls_cert[0]) {
+        char err[1024];
+        tls = tls_ctx_new(cfg.tls_cert, cfg.tls_key, cfg.tls_min, err, sizeof(err));
+        if (!tls) {
+            fprintf(stderr, "wshub: %s\n", err);
+            log_msg(LOG_ERROR, "tls setup failed error=\"%s\"", err);
+            return 2;
+        }
+    }
+    struct transport tls_transport = {.ops = &transport_tls_ops, .ctx = tls};
 
     /* Detach first, so the pid file names the daemon and is there before the
      * port is open: whoever sees us listening also finds the pid file. */
     if (cfg.daemon && daemon_detach() < 0) {
         fprintf(stderr, "wshub: cannot detach: %s\n", strerror(errno));
+        tls_ctx_free(tls);
         return 1;
     }
     if (cfg.pidfile[0] && pidfile_write(cfg.pidfile) < 0) {
         fprintf(stderr, "wshub: cannot write pid file %s: %s\n", cfg.pidfile, strerror(errno));
         log_msg(LOG_ERROR, "pidfile write failed pidfile=%s error=\"%s\"", cfg.pidfile, strerror(errno));
+        tls_ctx_free(tls);
         return 1;
     }
 
@@ -253,6 +284,7 @@ int main(int argc, char **argv)
     struct server_config server_cfg = {
         .host = cfg.host, .port = cfg.port, .max_conns = cfg.max_conns,
         .shutdown_timeout = cfg.shutdown_timeout,
+        .transport = tls ? &tls_transport : NULL,
         .limits = {.handshake_timeout = cfg.handshake_timeout, .close_timeout = cfg.close_timeout,
                    .ping_interval = cfg.ping_interval, .idle_timeout = cfg.idle_timeout,
                    .max_message = cfg.max_message, .max_head = MAX_REQUEST_HEAD},
@@ -277,6 +309,7 @@ int main(int argc, char **argv)
         router_free(router);
         chat_free(chat);
         loop_free(loop);
+        tls_ctx_free(tls);
         if (cfg.pidfile[0])
             pidfile_remove(cfg.pidfile);
         return 1;
@@ -294,7 +327,7 @@ int main(int argc, char **argv)
     sigaddset(&mask, SIGHUP);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     struct signals sig = {.io = {.fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC), .cb = on_signal},
-                          .srv = srv};
+                          .srv = srv, .tls = tls};
     if (sig.io.fd < 0 || loop_io_add(loop, &sig.io, LOOP_READ) < 0) {
         log_msg(LOG_ERROR, "signalfd failed error=\"%s\"", strerror(errno));
         return 1;
@@ -302,6 +335,11 @@ int main(int argc, char **argv)
 
     log_msg(LOG_INFO, "listening host=%s port=%d static=%s pid=%ld", cfg.host, cfg.port, cfg.static_dir,
             (long)getpid());
+    if (tls) {
+        char about[1024];
+        tls_ctx_describe(tls, about, sizeof(about));
+        log_msg(LOG_INFO, "tls on min=%s %s", cfg.tls_min, about);
+    }
     if (cfg.n_allow_origin == 0)
         log_msg(LOG_WARN, "origin check off: no --allow-origin given, WebSockets from every Origin are allowed");
     daemon_ready();
@@ -312,6 +350,7 @@ int main(int argc, char **argv)
     router_free(router);
     chat_free(chat);
     loop_free(loop);
+    tls_ctx_free(tls);
     if (cfg.pidfile[0])
         pidfile_remove(cfg.pidfile);
     log_msg(LOG_INFO, "stopped pid=%ld", (long)getpid());

@@ -110,7 +110,7 @@ static void refuse(struct server *srv, int fd, const char *why)
                      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%s\n",
                      strlen(why) + 1, why);
-    send(fd, response, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    srv->transport.ops->refuse(srv->transport.ctx, fd, response, (size_t)n);
     close(fd);
     srv->accepted++;
     srv->stats.closed[CONN_CLOSE_LIMIT]++;
@@ -268,7 +268,7 @@ struct server *server_new(struct loop *loop, const struct server_config *cfg, se
     srv->on_request = on_request;
     srv->request_ctx = ctx;
     srv->pending_tail = &srv->pending;
-    srv->transport = (struct transport){.ops = &transport_tcp_ops};
+    srv->transport = cfg->transport ? *cfg->transport : (struct transport){.ops = &transport_tcp_ops};
     srv->env = (struct conn_env){
         .loop = loop, .rx = rx, .rx_size = rx_size, .limits = &srv->cfg.limits, .stats = &srv->stats,
         .transport = &srv->transport, .date = &srv->date, .ctx = srv,

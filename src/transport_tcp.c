@@ -33,6 +33,12 @@ static ssize_t tcp_sendfile(void *state, int fd, int file_fd, off_t *off, size_t
     return sendfile(fd, file_fd, off, len);
 }
 
+static unsigned tcp_status(void *state)
+{
+    (void)state;
+    return 0;
+}
+
 static void tcp_shutdown_write(void *state, int fd)
 {
     (void)state;
@@ -44,12 +50,20 @@ static void tcp_detach(void *state)
     (void)state;
 }
 
+static void tcp_refuse(void *ctx, int fd, const char *http, size_t len)
+{
+    (void)ctx;
+    send(fd, http, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
 const struct transport_ops transport_tcp_ops = {
     .name = "tcp",
     .attach = tcp_attach,
     .recv = tcp_recv,
     .writev = tcp_writev,
     .sendfile = tcp_sendfile,
+    .status = tcp_status,
     .shutdown_write = tcp_shutdown_write,
     .detach = tcp_detach,
+    .refuse = tcp_refuse,
 };

@@ -27,15 +27,18 @@ def free_port():
 
 
 class Server:
-    """A running wshub process: host, port, url(), and its log so far."""
+    """A running wshub process: host, port, url(), and its log so far. With
+    tls (a tlsutil.ServerTLS) it speaks TLS: url() is wss://, connect() and
+    client_tls (an ssl.SSLContext trusting it) are for clients."""
 
-    def __init__(self, args, static_dir):
+    def __init__(self, args, static_dir, tls=None):
         self.host = "127.0.0.1"
         self.port = free_port()
         self.static_dir = static_dir
+        self.client_tls = tls.client_context() if tls else None
         self.log_file = tempfile.NamedTemporaryFile(prefix="wshub-log-", delete=False)
         cmd = [BINARY, "--host", self.host, "--port", str(self.port),
-               "--static", static_dir] + list(args)
+               "--static", static_dir] + (tls.args() if tls else []) + list(args)
         self.proc = subprocess.Popen(cmd, stdout=self.log_file, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 10
         while True:
@@ -50,12 +53,14 @@ class Server:
                 time.sleep(0.02)
 
     def url(self, path="/"):
-        return "ws://%s:%d%s" % (self.host, self.port, path)
+        return "%s://%s:%d%s" % ("wss" if self.client_tls else "ws", self.host, self.port, path)
 
     def connect(self, timeout=5):
-        """A plain TCP socket to the server."""
+        """A TCP socket to the server (TLS, handshake done, when it speaks TLS)."""
         s = socket.create_connection((self.host, self.port), timeout=timeout)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.client_tls:
+            s = self.client_tls.wrap_socket(s, server_hostname=self.host)
         return s
 
     def log(self):
@@ -88,12 +93,13 @@ class Server:
 
 @pytest.fixture
 def start_server():
-    """Factory: start_server(*args, static_dir=None) -> Server. All are stopped
-    and checked for crashes and sanitizer reports at the end of the test."""
+    """Factory: start_server(*args, static_dir=None, tls=None) -> Server. All
+    are stopped and checked for crashes and sanitizer reports at the end of
+    the test."""
     servers = []
 
-    def start(*args, static_dir=None):
-        srv = Server(args, static_dir or STATIC)
+    def start(*args, static_dir=None, tls=None):
+        srv = Server(args, static_dir or STATIC, tls)
         servers.append(srv)
         return srv
 

@@ -5,7 +5,9 @@ sending raw bytes in chunks with optional delays (also from a background thread,
 so big messages can be sent while the echo is read), receiving server frames
 with a timeout (checking that they are well-formed: unmasked, RSV 0, known
 opcodes, no fragmented or oversized control frames), reassembling fragmented
-server messages, and detecting the TCP close. Standard library only.
+server messages, and detecting the TCP close. Over TLS too (connect with an
+ssl.SSLContext): each write is then one or more TLS records. Standard library
+only.
 """
 import base64
 import hashlib
@@ -193,9 +195,12 @@ class WSClient:
     # ---- connection set-up -------------------------------------------------
 
     @classmethod
-    def connect(cls, host, port, path="/echo", timeout=5.0, handshake=True):
+    def connect(cls, host, port, path="/echo", timeout=5.0, handshake=True, tls=None):
+        """tls: an ssl.SSLContext to speak TLS with (wss), or None."""
         sock = socket.create_connection((host, port), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            sock = tls.wrap_socket(sock, server_hostname=host)
         sock.settimeout(60)   # bounds blocking sends; reads use select()
         c = cls(sock)
         if handshake:
@@ -287,8 +292,9 @@ class WSClient:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
-        r, _, _ = select.select([self.sock], [], [], remaining)
-        if not r:
+        pending = getattr(self.sock, "pending", None)   # TLS: decrypted bytes select() cannot see
+        r, _, _ = select.select([self.sock], [], [], 0 if pending and pending() else remaining)
+        if not r and not (pending and pending()):
             return False
         try:
             data = self.sock.recv(1 << 20)
