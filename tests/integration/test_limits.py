@@ -861,9 +861,10 @@ def test_tiny_frame_flood_does_not_freeze_others(start_server):
     only the per-wake-up work budget protects the others: a room of 600
     passive members plus a sender that writes 20,000 empty binary frames in
     one burst (12 million deliveries). An /echo client measures round trips
-    before (idle) and during the flood, in the same run; the worst round trip
-    during the flood must stay within 100 x the idle median + 100 ms (about
-    15 ms is typical with a work budget; sanitizer builds are slower). Today's
+    before (idle) and during the flood, in the same run; during the flood the
+    95th percentile must stay within 100 x the idle median + 100 ms and the
+    worst under a second (about 15 ms is typical with a work budget;
+    sanitizer builds are slower). Today's
     main processes everything a read brought in (about 11,000 frames x 600
     members) before looking at any other socket, so an echo waits 1.5-4 s.
     (Today's main also refuses the two options: exit 2.)"""
@@ -915,13 +916,21 @@ def test_tiny_frame_flood_does_not_freeze_others(start_server):
         assert not errors, "echo client failed during the flood: %r" % errors
         during = [e - s for s, e in samples if e >= tf0 and s <= tf1]
         assert during, "no echo round trip overlapped the flood"
+        # The 95th percentile against the idle median, and the worst against
+        # a second's stall: one scheduling hiccup of a shared, loaded machine
+        # must not decide, but a server that holds the loop for the whole
+        # burst (1.5 to 4 s before the work budget) fails both.
         bound = 100 * p50 + 0.1
-        worst = max(during)
-        print("echo idle median %.5f s; during the %.2f s flood: %d round trips, median %.4f s, worst %.4f s "
-              "(bound %.3f s)" % (p50, tf1 - tf0, len(during), statistics.median(during), worst, bound))
-        assert worst <= bound, \
-            "echo round trip took %.3f s during the flood (median %.4f s, %d round trips, flood %.2f s); " \
-            "idle median %.5f s, bound %.3f s" % (worst, statistics.median(during), len(during), tf1 - tf0, p50, bound)
+        during.sort()
+        p95 = during[min(len(during) - 1, int(len(during) * 0.95))]
+        worst = during[-1]
+        print("echo idle median %.5f s; during the %.2f s flood: %d round trips, median %.4f s, p95 %.4f s, "
+              "worst %.4f s (bound %.3f s)" % (p50, tf1 - tf0, len(during), statistics.median(during), p95, worst,
+                                               bound))
+        assert p95 <= bound and worst <= 1.0, \
+            "echo round trips during the flood: p95 %.3f s, worst %.3f s (%d round trips, flood %.2f s); " \
+            "idle median %.5f s, bound %.3f s for p95 and 1 s for the worst" % (
+                p95, worst, len(during), tf1 - tf0, p50, bound)
     finally:
         stop.set()
         if th:
