@@ -7,11 +7,14 @@
  *
  * Re-entrancy rule (the same for every layer above): closing never calls back
  * into the code that closed. conn_close, conn_cut and conn_abort only change
- * the connection's state; the endpoint hears of it (endpoint.close) at the
- * loop iteration's safe point, and the memory is freed only after that, so a
- * pointer to a connection stays valid for the whole iteration and no walk of
- * a member list is ever changed under its feet. Sending on a closed
- * connection is a harmless -1. */
+ * the connection's state; the endpoint hears of it (endpoint.close) when no
+ * code above conn is on the stack: at the end of the connection's own I/O
+ * event (a peer that closed, broke the protocol or vanished is heard at once,
+ * so its leave keeps its place in the order) or else at the loop iteration's
+ * safe point. The memory is freed only after the safe point, so a pointer to
+ * a connection stays valid for the whole iteration and no walk of a member
+ * list is ever changed under its feet. Sending on a closed connection is a
+ * harmless -1. */
 #ifndef WSHUB_CONN_H
 #define WSHUB_CONN_H
 

@@ -415,7 +415,8 @@ static ssize_t write_queue(struct conn *c)
     return (ssize_t)sent;
 }
 
-void conn_flush(struct conn *c)
+/* Writes queued output, then goes on with buffered input. */
+static void flush(struct conn *c)
 {
     if (c->state == CONN_DEAD)
         return;
@@ -452,6 +453,12 @@ void conn_flush(struct conn *c)
     update_events(c);
 }
 
+void conn_flush(struct conn *c)
+{
+    flush(c);
+    conn_ws_settle(c);
+}
+
 static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
 {
     (void)l;
@@ -460,9 +467,10 @@ static void on_io(struct loop *l, struct loop_io *io, uint32_t events)
         return;
     unsigned st = tp_status(c);
     if (events & ready_for(st, LOOP_WRITE))
-        conn_flush(c);
+        flush(c);
     if (c->state != CONN_DEAD && (events & (ready_for(st, LOOP_READ) | ~(uint32_t)(LOOP_READ | LOOP_WRITE))))
         on_readable(c, events);
+    conn_ws_settle(c);
 }
 
 /* The HTTP state's timer bounds the wait for a request head; the closing

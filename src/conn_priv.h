@@ -66,6 +66,11 @@ struct conn_stats *conn_stats(struct conn *c);
 size_t conn_http_input(struct conn *c, uint8_t *data, size_t len);
 /* conn_ws.c: parses frames from data; returns the bytes consumed. */
 size_t conn_ws_input(struct conn *c, uint8_t *data, size_t len);
+/* conn_ws.c: the connection's own I/O path is done for now: a WebSocket
+ * that left (its peer closed, broke the protocol or vanished, or its endpoint
+ * closed it while handling a message) tells its endpoint now, so that its
+ * leave keeps its place among what this iteration still reads. */
+void conn_ws_settle(struct conn *c);
 /* conn_ws.c: the keepalive timer of an open WebSocket fired. */
 void conn_ws_keepalive(struct conn *c);
 /* conn_ws.c: arms the keepalive timer. */

@@ -70,6 +70,12 @@ void conn_detach_endpoint(struct conn *c)
     }
 }
 
+void conn_ws_settle(struct conn *c)
+{
+    if (c->state != CONN_WS)
+        conn_detach_endpoint(c);
+}
+
 void conn_upgrade(struct conn *c, const struct endpoint *ep, const struct http_request *req,
                   struct http_slice subpath, const char *accept_key)
 {

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import re
+import signal
 import socket
 import struct
 import time
@@ -1040,3 +1041,46 @@ def test_max_rooms_evicts_lru_empty_room(start_server):
         assert [e["text"] for e in wa2["history"]] == ["new in a"]
         await close_all(a, a2, d)
     run(go())
+
+
+def test_a_leaver_gets_every_message_before_its_leave(start_server):
+    """A member that closes politely must have received every message the
+    others see before its leave: the server is paused (SIGSTOP) while A sends
+    its close frame and then B a line, so both are read in one loop
+    iteration; B must see A's leave before the message, never the message
+    first (which A, already closed, could not get). Found by the soak after
+    the session-layer redesign deferred endpoint closes to the safe point."""
+    def read_for(sock, seconds):
+        sock.settimeout(seconds)
+        out = bytearray()
+        try:
+            while True:
+                chunk = sock.recv(1 << 16)
+                if not chunk:
+                    break
+                out += chunk
+        except socket.timeout:
+            pass
+        return bytes(out)
+    srv = start_server()
+    a, _, _, _ = raw_upgrade(srv, ws_path("leaver", "a"))
+    b, _, _, _ = raw_upgrade(srv, ws_path("leaver", "b"))
+    read_for(a, 0.3)
+    read_for(b, 0.3)
+    os.kill(srv.proc.pid, signal.SIGSTOP)
+    try:
+        time.sleep(0.1)
+        a.sendall(masked_frame(0x8, struct.pack("!H", 1000)))
+        time.sleep(0.05)
+        b.sendall(masked_frame(0x1, b"hi"))
+        time.sleep(0.05)
+    finally:
+        os.kill(srv.proc.pid, signal.SIGCONT)
+    frames, _ = parse_frames(read_for(b, 1.0))
+    events = [json.loads(p) for _, op, p in frames if op == 0x1]
+    kinds = [(e["type"], e.get("nick")) for e in events]
+    assert ("leave", "a") in kinds and ("message", "b") in kinds, kinds
+    assert kinds.index(("leave", "a")) < kinds.index(("message", "b")), \
+        "the message went out before the leave of a member that could no longer get it: %r" % kinds
+    a.close()
+    b.close()
