@@ -30,6 +30,8 @@ const char *conn_close_name(enum conn_close_why why)
 static void on_io(struct loop *l, struct loop_io *io, uint32_t events);
 static void on_timer(struct loop *l, struct loop_timer *t);
 
+_Static_assert(_Alignof(struct conn) <= 8, "the server's slots align a connection to 8 bytes");
+
 size_t conn_size(void)
 {
     return sizeof(struct conn);

@@ -30,7 +30,7 @@ struct slot {
     struct slot *pending_next;  /* flush list */
     struct slot *closed_next;   /* connections whose endpoint must be told */
     uint8_t pending, closed;   /* on the flush list; on the closed list */
-    _Alignas(16) unsigned char conn[];
+    _Alignas(8) unsigned char conn[];   /* struct conn needs no more than 8 */
 };
 
 struct server {
