@@ -6,7 +6,7 @@
 # Python's websockets.
 #
 #   bench/run.sh [--runs N] [--duration S] [--warmup S] [--procs N] [--quick]
-#                [--only wshub,uws,lws,node,python]
+#                [--only wshub,uws,lws,node,python,wshub-LABEL...]
 #                [--workloads broadcast1000,broadcast100,echo100,echo,chat,connect,idle]
 #
 # Each server is pinned to one core (BENCH_SERVER_CPU, default 0) and
@@ -31,6 +31,9 @@
 # The table goes to stdout and build/bench/table.md, raw RESULT lines to
 # build/bench/results.txt, each server's and client's output to
 # build/bench/logs/. See docs/performance.md.
+#
+# wshub-LABEL runs another build of wshub (WSHUB_BIN_LABEL names it), for
+# A/B comparisons of a change: e.g. --only wshub,wshub-new,uws.
 #
 # uWebSockets: UWS_BIN names a peer binary built from bench/peers/uws/server.cpp
 # against uWebSockets and uSockets (plain TCP, LIBUS_NO_SSL); UWS_DESC may
@@ -79,7 +82,13 @@ case "$PROCS" in ''|[1-9]|[1-5][0-9]|6[0-4]) ;; *) echo "bench/run.sh: --procs w
 IFS=, read -r -a SERVER_LIST <<< "$SERVERS"
 IFS=, read -r -a WORKLOAD_LIST <<< "$WORKLOADS"
 for s in "${SERVER_LIST[@]}"; do
-    case "$s" in wshub|uws|lws|node|python) ;; *) echo "bench/run.sh: unknown server $s" >&2; exit 2 ;; esac
+    case "$s" in
+        wshub|uws|lws|node|python) ;;
+        wshub-*) v=WSHUB_BIN_${s#wshub-}
+                 [[ "${s#wshub-}" =~ ^[A-Za-z0-9_]+$ ]] && [ -x "${!v:-}" ] ||
+                     { echo "bench/run.sh: $s needs $v naming a wshub binary" >&2; exit 2; } ;;
+        *) echo "bench/run.sh: unknown server $s" >&2; exit 2 ;;
+    esac
 done
 for w in "${WORKLOAD_LIST[@]}"; do
     case "$w" in broadcast1000|broadcast100|echo100|echo|chat|connect|idle) ;;
@@ -131,6 +140,10 @@ fi
 mkdir -p "$OUT/bin"
 cp "$WSBENCH_BIN" "$OUT/bin/wsbench"; WSBENCH_BIN=$OUT/bin/wsbench
 if has_server wshub; then cp "$WSHUB_BIN" "$OUT/bin/wshub"; WSHUB_BIN=$OUT/bin/wshub; fi
+declare -A VARIANT_BIN      # wshub-LABEL: another wshub build, from WSHUB_BIN_LABEL, for A/B runs
+for s in "${SERVER_LIST[@]}"; do
+    case "$s" in wshub-*) v=WSHUB_BIN_${s#wshub-}; cp "${!v}" "$OUT/bin/$s"; VARIANT_BIN[$s]=$OUT/bin/$s ;; esac
+done
 command -v taskset >/dev/null || need_debs util-linux
 
 SKIPPED=()
@@ -205,8 +218,10 @@ trap 'stop_server; exit 130' INT TERM
 start_server() {
     local name=$1 port=$2 log=$3 cmd
     case "$name" in
-        wshub)  cmd=("$WSHUB_BIN" --host 127.0.0.1 --port "$port" --rate-limit 0
-                     --binary-rate-limit 0 --binary-byte-rate 0 --max-binary 1m --max-conns 50000 --log-level warn) ;;
+        wshub|wshub-*)
+                cmd=("$WSHUB_BIN" --host 127.0.0.1 --port "$port" --rate-limit 0
+                     --binary-rate-limit 0 --binary-byte-rate 0 --max-binary 1m --max-conns 50000 --log-level warn)
+                [ "$name" = wshub ] || cmd[0]=${VARIANT_BIN[$name]} ;;
         uws)    cmd=("$UWS_BIN" "$port") ;;
         lws)    cmd=("$LWS_BIN" "$port") ;;
         node)   cmd=(node bench/peers/node/server.js "$port") ;;
@@ -411,12 +426,12 @@ header() {
     if [ "$REF" = uws ] && has_server wshub; then
         echo "wshub against uWebSockets, side by side (median of the rounds' wshub/uws ratios; range over rounds):"
         echo
-        echo "| workload | wshub / uws | range | p99 wshub / uws | server CPU per msg wshub / uws | pairs |"
+        echo "| workload | wshub / uws | range | p99 wshub / uws | server CPU per msg wshub / uws: with softirq, process only | pairs |"
         echo "|---|---:|---:|---:|---:|---|"
         for w in "${WORKLOAD_LIST[@]}"; do
             p99="—"; cpu="—"
             is_msg "$w" && p99=$(ratio_cell p99_us wshub "$w")
-            [ "$w" = idle ] || cpu=$(ratio_cell server_core_ns_per_msg wshub "$w")
+            [ "$w" = idle ] || cpu="$(ratio_cell server_core_ns_per_msg wshub "$w"), $(ratio_cell server_ns_per_msg wshub "$w")"
             echo "| $(workload_label "$w") | $(ratio_cell fig wshub "$w") | $(pair_ratios fig wshub "$w" | minmax) | $p99 | $cpu | $(rounds_used wshub uws "$w") |"
         done
         echo
@@ -454,13 +469,20 @@ header() {
     if [ $cpu = 1 ]; then
         echo
         echo "Server CPU per message in ns (connect: per handshake): the server process plus the"
-        echo "softirq time of its core, median of the rounds (lower is better; in parentheses against $REF):"
+        echo "softirq time of its core, median of the rounds (lower is better; in parentheses against $REF),"
+        echo "then the process alone (less disturbed by other work's softirq on a shared machine):"
         echo
         header
         for w in "${WORKLOAD_LIST[@]}"; do
             [ "$w" = idle ] && continue
             row="| $(short_label "$w") |"
             for s in "${SERVER_LIST[@]}"; do row="$row $(cell server_core_ns_per_msg "$s" "$w") |"; done
+            echo "$row"
+        done
+        for w in "${WORKLOAD_LIST[@]}"; do
+            [ "$w" = idle ] && continue
+            row="| $(short_label "$w"), process only |"
+            for s in "${SERVER_LIST[@]}"; do row="$row $(cell server_ns_per_msg "$s" "$w") |"; done
             echo "$row"
         done
         echo
