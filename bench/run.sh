@@ -22,9 +22,10 @@
 # connect and idle runs, for a check that everything works.
 #
 # Beside each rate: p50/p99/max latency, the server's CPU per message (its
-# process plus the softirq time of its core: on loopback the kernel does the
-# receiving socket's TCP work on the sending side's core), wsbench's own CPU
-# per message, and whose core was saturated. Runs where other processes or
+# process, which includes the kernel's softirq work done in its context: on
+# loopback a send runs the receiving socket's TCP input on the sender's core;
+# plus what was deferred to its core's ksoftirqd), wsbench's own CPU per
+# message, and whose core was saturated. Runs where other processes or
 # the hypervisor took over 5% of either core are listed as noisy, and left
 # out of the medians and ratios when at least 3 quiet rounds remain.
 #
@@ -426,7 +427,7 @@ header() {
     if [ "$REF" = uws ] && has_server wshub; then
         echo "wshub against uWebSockets, side by side (median of the rounds' wshub/uws ratios; range over rounds):"
         echo
-        echo "| workload | wshub / uws | range | p99 wshub / uws | server CPU per msg wshub / uws: with softirq, process only | pairs |"
+        echo "| workload | wshub / uws | range | p99 wshub / uws | server CPU per msg wshub / uws: with ksoftirqd, process only | pairs |"
         echo "|---|---:|---:|---:|---:|---|"
         for w in "${WORKLOAD_LIST[@]}"; do
             p99="—"; cpu="—"
@@ -468,9 +469,9 @@ header() {
     for w in "${WORKLOAD_LIST[@]}"; do [ "$w" = idle ] || cpu=1; done
     if [ $cpu = 1 ]; then
         echo
-        echo "Server CPU per message in ns (connect: per handshake): the server process plus the"
-        echo "softirq time of its core, median of the rounds (lower is better; in parentheses against $REF),"
-        echo "then the process alone (less disturbed by other work's softirq on a shared machine):"
+        echo "Server CPU per message in ns (connect: per handshake): the server process (with the kernel's"
+        echo "softirq work in its context) plus its core's ksoftirqd, median of the rounds (lower is better;"
+        echo "in parentheses against $REF), then the process alone:"
         echo
         header
         for w in "${WORKLOAD_LIST[@]}"; do
@@ -486,8 +487,8 @@ header() {
             echo "$row"
         done
         echo
-        echo "The generator beside it: wsbench's CPU per message in ns (its processes plus the softirq"
-        echo "time of its cores) and its processes' CPU in % of one core, medians:"
+        echo "The generator beside it: wsbench's CPU per message in ns (its processes plus its cores'"
+        echo "ksoftirqd) and its processes' CPU in % of one core, medians:"
         echo
         header
         for w in "${WORKLOAD_LIST[@]}"; do

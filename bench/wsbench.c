@@ -29,10 +29,11 @@
  *
  * What it costs is reported beside what it measured: its own CPU and the
  * server's (from /proc), and, when the two are pinned to different cores,
- * what else those cores did in the window: softirq time (on loopback the
- * kernel runs the receiving socket's TCP work on the sender's core, outside
- * either process's own CPU time), and other processes' time and steal, so a
- * run on a busy machine is marked noisy=yes rather than trusted.
+ * what else those cores did in the window: the softirq work deferred to
+ * their ksoftirqd threads (on loopback a send runs the receiving socket's
+ * TCP input on the sender's core, mostly inside the sender's own CPU time),
+ * and other processes' time and steal, so that a run on a busy machine is
+ * marked noisy=yes rather than trusted.
  * client_saturated / server_saturated say whose cores were full.
  *
  * Exit status: 0 when the run completed with lost = reordered = errors = 0
@@ -1354,13 +1355,17 @@ static long server_rss_kb(long pid)
     return kb;
 }
 
-/* Sums of /proc/stat's fields over a set of cores, in clock ticks. Softirq
- * work the kernel hands to a core's ksoftirqd thread is accounted as that
- * thread's system time: it is moved from task to sirq. */
+/* Sums of /proc/stat's fields over a set of cores, in clock ticks, and the
+ * time of the cores' ksoftirqd threads. A process's own CPU time includes
+ * the softirq work the kernel did in its context (on loopback, a send runs
+ * the receiving socket's TCP input there), which /proc/stat counts as
+ * softirq: so what a process cost its core is its own time plus the work
+ * deferred to ksoftirqd, and the rest of the core's busy time is others'. */
 struct coresnap {
-    uint64_t task;      /* user + nice + system: processes */
-    uint64_t sirq;      /* irq + softirq, and the cores' ksoftirqd threads */
+    uint64_t busy;      /* user + nice + system + irq + softirq + steal */
+    uint64_t sirq;      /* irq + softirq, in any context */
     uint64_t steal;     /* taken by the hypervisor */
+    uint64_t kthr;      /* the cores' ksoftirqd threads */
 };
 
 /* utime + stime of a process in clock ticks; 0 when it cannot be read. */
@@ -1415,11 +1420,8 @@ static void read_cores(const cpu_set_t *set, struct coresnap *out)
 {
     *out = (struct coresnap){ 0 };
     for (unsigned cpu = 0; cpu < sizeof ksoftirqd_pid / sizeof *ksoftirqd_pid; cpu++)
-        if (ksoftirqd_pid[cpu] && CPU_ISSET(cpu, set)) {
-            uint64_t t = pid_ticks(ksoftirqd_pid[cpu]);
-            out->sirq += t;
-            out->task -= t;     /* wraps; the sums below bring it back */
-        }
+        if (ksoftirqd_pid[cpu] && CPU_ISSET(cpu, set))
+            out->kthr += pid_ticks(ksoftirqd_pid[cpu]);
     FILE *f = fopen("/proc/stat", "r");
     if (!f)
         return;
@@ -1432,7 +1434,7 @@ static void read_cores(const cpu_set_t *set, struct coresnap *out)
         if (sscanf(line + 3, "%u %llu %llu %llu %llu %llu %llu %llu %llu", &cpu, &v[0], &v[1], &v[2],
                    &v[3], &v[4], &v[5], &v[6], &v[7]) < 8 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, set))
             continue;
-        out->task += v[0] + v[1] + v[2];
+        out->busy += v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
         out->sirq += v[5] + v[6];
         out->steal += v[7];
     }
@@ -1798,24 +1800,25 @@ static void report(struct bench *b, const struct window *w, long rss0, long rss1
     printf(" lost=%" PRIu64 " reordered=%" PRIu64 " errors=%" PRIu64, b->lost, b->reordered, b->errors);
 
     /* Who was the limit. Pinned to disjoint cores, a side is saturated when
-     * its cores were busy (with anything: its process, softirq, others) 90%
-     * of the window; otherwise when its process used 90% of one core per
-     * process. Noise: other processes and steal on either side's cores. */
+     * its cores were busy (with anything) 90% of the window; otherwise when
+     * its process used 90% of one core per process. A side's own cost: its
+     * processes' time plus its cores' ksoftirqd; noise: the rest of its
+     * cores' busy time (other processes, steal). */
     long procs = o->procs > 0 ? o->procs : 1;
     bool csat, ssat, noisy = false, have_cores = b->pinned && secs >= 0.1;
     double tick = 1.0 / (double)sysconf(_SC_CLK_TCK);
-    double s_sirq = 0, c_sirq = 0, s_noise = 0, c_noise = 0;
+    double s_own = scpu, c_own = ccpu, s_sirq = 0, c_sirq = 0, s_noise = 0, c_noise = 0;
     if (have_cores) {
-        double s_task = (double)(w->sc1.task - w->sc0.task) * tick, c_task = (double)(w->cc1.task - w->cc0.task) * tick;
+        s_own += (double)(w->sc1.kthr - w->sc0.kthr) * tick;
+        c_own += (double)(w->cc1.kthr - w->cc0.kthr) * tick;
+        double s_busy = (double)(w->sc1.busy - w->sc0.busy) * tick, c_busy = (double)(w->cc1.busy - w->cc0.busy) * tick;
         s_sirq = (double)(w->sc1.sirq - w->sc0.sirq) * tick;
         c_sirq = (double)(w->cc1.sirq - w->cc0.sirq) * tick;
-        double s_steal = (double)(w->sc1.steal - w->sc0.steal) * tick;
-        double c_steal = (double)(w->cc1.steal - w->cc0.steal) * tick;
-        s_noise = fmax(0, s_task - scpu) + s_steal;
-        c_noise = fmax(0, c_task - ccpu) + c_steal;
+        s_noise = fmax(0, s_busy - s_own);
+        c_noise = fmax(0, c_busy - c_own);
         double s_cap = secs * b->nsrv_cpus, c_cap = secs * b->ncli_cpus;
-        ssat = fmax(s_task, scpu) + s_sirq + s_steal >= 0.9 * s_cap;
-        csat = fmax(c_task, ccpu) + c_sirq + c_steal >= 0.9 * c_cap;
+        ssat = fmax(s_busy, s_own) >= 0.9 * s_cap;
+        csat = fmax(c_busy, c_own) >= 0.9 * c_cap;
         noisy = s_noise >= 0.05 * s_cap || c_noise >= 0.05 * c_cap;
     } else {
         long ccores = b->ncli_cpus > 0 && b->ncli_cpus < procs ? b->ncli_cpus : procs;
@@ -1828,19 +1831,19 @@ static void report(struct bench *b, const struct window *w, long rss0, long rss1
     if (secs > 0)
         printf(" client_cpu_pct=%.0f server_cpu_pct=%.0f", 100 * ccpu / secs, 100 * scpu / secs);
     if (have_cores)
-        printf(" client_sirq_pct=%.0f server_sirq_pct=%.0f client_noise_pct=%.0f server_noise_pct=%.0f noisy=%s",
-               100 * c_sirq / secs, 100 * s_sirq / secs, 100 * c_noise / secs, 100 * s_noise / secs,
-               noisy ? "yes" : "no");
+        printf(" client_core_pct=%.0f server_core_pct=%.0f client_sirq_pct=%.0f server_sirq_pct=%.0f"
+               " client_noise_pct=%.0f server_noise_pct=%.0f noisy=%s",
+               100 * c_own / secs, 100 * s_own / secs, 100 * c_sirq / secs, 100 * s_sirq / secs,
+               100 * c_noise / secs, 100 * s_noise / secs, noisy ? "yes" : "no");
     else
         printf(" noisy=unknown");
     if (b->count && o->w != W_IDLE) {
         printf(" client_ns_per_msg=%.0f server_ns_per_msg=%.0f", ccpu * 1e9 / (double)b->count,
                scpu * 1e9 / (double)b->count);
-        /* with the softirq time of their cores: on loopback, a send's cost
-         * to the receiving side runs there */
+        /* with the work deferred to their cores' ksoftirqd */
         if (have_cores)
             printf(" client_core_ns_per_msg=%.0f server_core_ns_per_msg=%.0f",
-                   (ccpu + c_sirq) * 1e9 / (double)b->count, (scpu + s_sirq) * 1e9 / (double)b->count);
+                   c_own * 1e9 / (double)b->count, s_own * 1e9 / (double)b->count);
     }
     if (o->w == W_IDLE) {
         long per = rss1 >= 0 && rss0 >= 0 ? (rss1 - rss0) * 1024 / o->n : 0;
