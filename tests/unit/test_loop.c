@@ -773,7 +773,7 @@ START_TEST(test_now)
     fx.stop_after = 1;
     fixture_run(&fx);
     ck_assert_uint_ge(t.fired_at, before + 25);
-    ck_assert_uint_ge(mono_ms() - wall, 25);
+    ck_assert_uint_ge(mono_ms(), before + 25);   /* from the loop's own reading: ms truncation cannot cut it */
     ck_assert_uint_eq(loop_now(fx.loop), t.fired_at);
     fixture_done(&fx);
 }
