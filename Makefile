@@ -17,7 +17,7 @@ LDFLAGS_SAN := -fsanitize=address,undefined
 endif
 
 # Debian packages each part needs: build, unit tests, integration tests.
-BUILD_DEBS := gcc make pkg-config libssl-dev libjansson-dev libhiredis-dev
+BUILD_DEBS := gcc make pkg-config libssl-dev libjansson-dev libhiredis-dev zlib1g-dev
 TEST_DEBS  := check python3 python3-pytest python3-websockets redis-server openssl
 
 define need_debs
@@ -52,7 +52,7 @@ $(BUILD)/.test-deps: | $(BUILD)/.deps
 	@mkdir -p $(BUILD) && touch $@
 
 # The libraries the server links (pkg-config names): add a library here.
-LIB_PKGS      = libssl libcrypto jansson hiredis
+LIB_PKGS      = libssl libcrypto jansson hiredis zlib
 CRYPTO_CFLAGS = $(shell pkg-config --cflags $(LIB_PKGS))
 CRYPTO_LIBS   = $(shell pkg-config --libs $(LIB_PKGS))
 CHECK_CFLAGS  = $(shell pkg-config --cflags check)

@@ -27,6 +27,8 @@ struct config {
     unsigned idle_timeout;        /* seconds, 0 = never */
     unsigned shutdown_timeout;    /* seconds */
     uint64_t max_message;         /* bytes */
+    int deflate;                  /* negotiate permessage-deflate */
+    uint64_t deflate_min_size;    /* bytes: shorter messages go uncompressed */
     uint64_t max_conns;
     uint64_t history;             /* message events kept per room */
     uint64_t max_rooms;

@@ -29,6 +29,7 @@
 #include "ws.h"
 
 struct conn;
+struct pmdz;
 struct response_date;
 
 /* Why a connection ended, as counted in /stats and /metrics. */
@@ -56,7 +57,7 @@ struct conn_stats {
     uint64_t closed[CONN_CLOSE_COUNT];
 };
 
-/* The session layer's limits, filled by main. */
+/* The session layer's limits and settings, filled by main. */
 struct conn_limits {
     unsigned handshake_timeout;  /* seconds for a request head (and between keep-alive requests); 0 = none */
     unsigned close_timeout;      /* seconds to wait for the peer's close */
@@ -64,6 +65,8 @@ struct conn_limits {
     unsigned idle_timeout;       /* seconds, 0 = never */
     uint64_t max_message;        /* bytes of one WebSocket message (an endpoint may set less) */
     size_t max_head;             /* bytes of an HTTP request head */
+    struct pmdz *deflate;        /* permessage-deflate offered to clients: the compression state all
+                                    connections share (main owns it); NULL = off */
 };
 
 /* What the server gives every connection: the loop, the shared receive
@@ -130,11 +133,14 @@ int conn_peer(const struct conn *c, struct sockaddr_storage *ss, socklen_t *len)
 /* True while the connection is an open WebSocket that takes messages. */
 int conn_is_open(const struct conn *c);
 
-/* Queues a reference to a shared, already encoded frame (see ws_frame_new).
+/* Queues a reference to a shared, already encoded frame (see ws_frame_new),
+ * or, on a connection that negotiated permessage-deflate, to its compressed
+ * form, made once for every connection it is sent to (see pmdz_shared).
  * Returns 0, or -1 when the connection takes no output (closing, no memory). */
 int conn_send_frame(struct conn *c, struct sbuf *frame);
 
-/* Encodes and queues one message or control frame. Returns 0 or -1. */
+/* Encodes and queues one message or control frame; a message is compressed
+ * for this connection when it negotiated permessage-deflate. Returns 0 or -1. */
 int conn_send(struct conn *c, enum ws_opcode op, const void *data, size_t len);
 
 /* What the queued output costs: unsent bytes plus a fixed cost per queued
@@ -188,10 +194,11 @@ int conn_http_text(struct conn *c, int status, const char *text, const char *hea
  * Returns 0 or -1 (as above). */
 int conn_http_file(struct conn *c, int fd, size_t len);
 
-/* Completes a checked upgrade: asks ep->accept (refusing with its status if it
- * says no), queues the 101 with Sec-WebSocket-Accept accept_key and any extra
- * header lines, switches to WebSocket and calls ep->open. From a successful
- * accept on, ep->close is guaranteed to run once. */
+/* Completes a checked upgrade: negotiates permessage-deflate when it is on
+ * (a malformed Sec-WebSocket-Extensions gets 400), asks ep->accept (refusing
+ * with its status if it says no), queues the 101 with Sec-WebSocket-Accept
+ * accept_key and the extension accepted, switches to WebSocket and calls
+ * ep->open. From a successful accept on, ep->close is guaranteed to run once. */
 void conn_upgrade(struct conn *c, const struct endpoint *ep, const struct http_request *req,
                   struct http_slice subpath, const char *accept_key);
 

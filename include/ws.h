@@ -2,7 +2,10 @@
  * sent and returns events: data chunks (unmasked in place, UTF-8 checked for
  * text), whole control frames, or a protocol error with its close code. It
  * keeps the fragmentation and UTF-8 state across calls and never allocates.
- * The encoder writes server (unmasked) frame headers and close payloads. */
+ * With permessage-deflate allowed it accepts RSV1 on a message's first frame
+ * and marks the message's chunks compressed (inflating them, and checking the
+ * inflated text, is pmdz's job). The encoder writes server (unmasked) frame
+ * headers, close payloads, and frames with RSV1 for compressed payloads. */
 #ifndef WSHUB_WS_H
 #define WSHUB_WS_H
 
@@ -34,6 +37,7 @@ enum ws_close_code {
 };
 
 #define WS_MAX_HEADER 14          /* 2 + 8 (64-bit length) + 4 (mask) */
+#define WS_RSV1 0x40u             /* first header byte: a compressed message (RFC 7692) */
 #define WS_MAX_CONTROL_PAYLOAD 125
 
 enum ws_event_type {
@@ -48,6 +52,7 @@ struct ws_event {
     uint8_t opcode;       /* message opcode (TEXT/BINARY) for DATA; frame opcode for CONTROL */
     uint8_t first;        /* DATA: first chunk of a message */
     uint8_t last;         /* DATA: last chunk of a message (FIN frame, payload complete) */
+    uint8_t compressed;   /* DATA: the message is compressed (RSV1 on its first frame); on every chunk */
     uint8_t *data;        /* points into the caller's buffer, already unmasked */
     size_t len;
     uint16_t close_code;  /* ERROR: the code to close with */
@@ -68,6 +73,8 @@ struct ws_parser {
     uint8_t msg_opcode;   /* TEXT/BINARY of the unfinished message, 0 if none */
     uint8_t first_pending;/* the message's first chunk has not been reported yet */
     uint8_t failed;       /* an error was returned: every later call returns it again */
+    uint8_t allow_rsv1;   /* permessage-deflate negotiated: RSV1 marks a compressed message */
+    uint8_t msg_compressed; /* the unfinished message is compressed */
     uint16_t fail_code;
 };
 
@@ -79,6 +86,14 @@ void ws_parser_init(struct ws_parser *p, uint64_t max_message);
 /* Sets separate bounds for text and binary messages (0 = unlimited), with
  * the same 1009 as soon as a header would pass them. Call before parsing. */
 void ws_parser_set_limits(struct ws_parser *p, uint64_t max_text, uint64_t max_binary);
+
+/* Allows RSV1 on the first frame of a message, after permessage-deflate was
+ * negotiated: the message's chunks are then reported compressed, its UTF-8
+ * is not checked here, and its wire length may pass the message limit by
+ * deflate's worst-case overhead (1/1024 plus 64 bytes), since what the limit
+ * bounds is the inflated size. RSV1 on a continuation or control frame stays
+ * an error (1002), as do RSV2 and RSV3. Call before parsing. */
+void ws_parser_allow_compressed(struct ws_parser *p);
 
 /* Parses buf[0..len) and fills *ev with the next event. Returns the number of
  * bytes consumed (possibly > 0 with WS_EV_NEED_MORE, when only a header was
@@ -100,6 +115,12 @@ int ws_close_code_valid(unsigned code);
  * buffer with one reference, ready to queue on any number of connections;
  * its payload starts at ws_header_len(len). NULL if out of memory. */
 struct sbuf *ws_frame_new(enum ws_opcode op, const void *payload, size_t len);
+
+/* ws_frame_new for a payload that is already compressed: RSV1 is set. */
+struct sbuf *ws_frame_new_compressed(enum ws_opcode op, const void *payload, size_t len);
+
+/* Length of the header at the start of a frame the encoder wrote. */
+size_t ws_frame_header_len(const uint8_t *frame);
 
 /* Writes an unmasked frame header with FIN set for a payload of len bytes.
  * out must hold WS_MAX_HEADER bytes. Returns the header length (2, 4 or 10). */

@@ -39,6 +39,9 @@ static const struct option_def options[] = {
      "seconds to wait for the peer's close after the server's", 0, 0},
     {"max-message", K_BYTES, FIELD(max_message), "BYTES",
      "largest WebSocket message accepted (suffixes k, m, g); bigger closes with 1009", 1, 1ull << 30},
+    {"deflate", K_FLAG, FIELD(deflate), "", "compress messages with clients that offer permessage-deflate", 0, 0},
+    {"deflate-min-size", K_BYTES, FIELD(deflate_min_size), "BYTES",
+     "with --deflate, messages shorter than this go uncompressed", 0, 1ull << 30},
     {"history", K_COUNT, FIELD(history), "N", "message events kept per room and sent to joiners; 0 = off",
      0, 100000},
     {"max-rooms", K_COUNT, FIELD(max_rooms), "N",
@@ -110,6 +113,7 @@ void config_defaults(struct config *cfg)
     cfg->idle_timeout = 75;
     cfg->shutdown_timeout = 5;
     cfg->max_message = 16u << 20;
+    cfg->deflate_min_size = 128;
     cfg->max_conns = 100000;
     cfg->history = 100;
     cfg->max_rooms = 10000;

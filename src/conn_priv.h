@@ -39,6 +39,7 @@ struct conn {
     struct buf in;              /* bytes read but not yet parsed */
     struct buf msg;             /* a fragmented or partly received message */
     struct ws_parser ws;
+    struct pmdz_msg *inflating; /* conn_ws.c: a compressed message arriving in pieces, NULL between messages */
     const struct endpoint *ep;
     void *ep_data;              /* the endpoint's per-connection state */
     uint32_t last_rx_ms;        /* WebSocket: when the peer last sent anything (loop ms, mod 2^32) */
@@ -49,6 +50,8 @@ struct conn {
     uint8_t flags;
     uint8_t state;
     uint8_t why;                /* enum conn_close_why: why it is ending */
+    uint8_t deflate_bits;       /* conn_ws.c: permessage-deflate negotiated, compressing with this
+                                   zlib window (9..15); 0 = not negotiated */
 };
 
 /* Work units one connection's input may use per wake-up (a message costs 1

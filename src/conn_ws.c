@@ -1,13 +1,18 @@
-/* conn_ws: the WebSocket session on a connection: the upgrade, frames in
- * (whole messages to the endpoint, reassembled when fragmented), control
- * frames, the closing handshake, keepalive pings and the idle timeout, and
- * frames out. Never calls the endpoint for a connection that has left, and
- * never from inside conn_close (see the re-entrancy rule in conn.h). */
+/* conn_ws: the WebSocket session on a connection: the upgrade (with the
+ * permessage-deflate negotiation), frames in (whole messages to the endpoint,
+ * reassembled when fragmented, inflated when compressed), control frames, the
+ * closing handshake, keepalive pings and the idle timeout, and frames out
+ * (compressed for a connection that negotiated it). Never calls the endpoint
+ * for a connection that has left, and never from inside conn_close (see the
+ * re-entrancy rule in conn.h); holds inflate state only while a compressed
+ * message is arriving. */
 #include "conn_priv.h"
 
 #include <stdio.h>
 
 #include "log.h"
+#include "pmd.h"
+#include "pmdz.h"
 
 /* Counts text and binary frames as messages sent. */
 static void count_out(struct conn *c, const struct sbuf *frame)
@@ -21,11 +26,15 @@ int conn_send_frame(struct conn *c, struct sbuf *frame)
 {
     if (c->state != CONN_WS)
         return -1;
-    if (outq_push(&c->out, frame, 0) < 0)
-        return -1;
-    count_out(c, frame);
-    conn_want_flush(c);
-    return 0;
+    struct sbuf *f = c->deflate_bits ? pmdz_shared(c->env->limits->deflate, c->deflate_bits, frame)
+                                     : sbuf_ref(frame);
+    int rc = outq_push(&c->out, f, 0);
+    if (rc == 0) {
+        count_out(c, f);
+        conn_want_flush(c);
+    }
+    sbuf_unref(f);
+    return rc;
 }
 
 static int send_frame(struct conn *c, enum ws_opcode op, const void *data, size_t len)
@@ -41,7 +50,20 @@ int conn_send(struct conn *c, enum ws_opcode op, const void *data, size_t len)
 {
     if (c->state != CONN_WS)
         return -1;
-    return send_frame(c, op, data, len);
+    if (!c->deflate_bits)
+        return send_frame(c, op, data, len);
+    struct sbuf *s = pmdz_frame(c->env->limits->deflate, c->deflate_bits, op, data, len);
+    if (!s)
+        return -1;
+    count_out(c, s);
+    return conn_queue(c, s);
+}
+
+/* Drops the inflate state of a compressed message that will not be finished. */
+static void drop_inflating(struct conn *c)
+{
+    pmdz_msg_free(c->inflating);
+    c->inflating = NULL;
 }
 
 int conn_ws_send_close(struct conn *c, uint16_t code, const char *reason, enum conn_close_why why)
@@ -49,6 +71,7 @@ int conn_ws_send_close(struct conn *c, uint16_t code, const char *reason, enum c
     uint8_t payload[WS_MAX_CONTROL_PAYLOAD];
     size_t n = ws_encode_close_payload(payload, code, reason);
     c->why = (uint8_t)why;
+    drop_inflating(c);   /* no message is delivered from now on */
     if (send_frame(c, WS_OP_CLOSE, payload, n) < 0) {
         conn_abort(c);
         return -1;
@@ -61,8 +84,11 @@ int conn_ws_send_close(struct conn *c, uint16_t code, const char *reason, enum c
     return 0;
 }
 
+/* Every connection that upgraded comes here once it has left, so the inflate
+ * state of a message cut short by conn_abort is freed here too. */
 void conn_detach_endpoint(struct conn *c)
 {
+    drop_inflating(c);
     if (c->flags & CF_EP_OPEN) {
         c->flags &= (uint8_t)~CF_EP_OPEN;
         if (c->ep->close)
@@ -79,6 +105,12 @@ void conn_ws_settle(struct conn *c)
 void conn_upgrade(struct conn *c, const struct endpoint *ep, const struct http_request *req,
                   struct http_slice subpath, const char *accept_key)
 {
+    struct pmd_params offer;
+    enum pmd_verdict deflate = c->env->limits->deflate ? pmd_negotiate(req, &offer) : PMD_DECLINE;
+    if (deflate == PMD_MALFORMED) {
+        conn_http_text(c, 400, "malformed Sec-WebSocket-Extensions header", NULL, 0);
+        return;
+    }
     const char *reason = NULL;
     int status = ep->accept ? ep->accept(ep->ctx, c, req, subpath, &reason) : 0;
     if (status) {
@@ -87,9 +119,14 @@ void conn_upgrade(struct conn *c, const struct endpoint *ep, const struct http_r
     }
     c->ep = ep;
     c->flags |= CF_EP_OPEN;
-    char headers[160];
-    snprintf(headers, sizeof(headers),
-             "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n", accept_key);
+    char headers[160 + PMD_RESPONSE_MAX];
+    int n = snprintf(headers, sizeof(headers),
+                     "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n", accept_key);
+    if (deflate == PMD_ACCEPT) {
+        char extension[PMD_RESPONSE_MAX];
+        pmd_response(&offer, extension, sizeof(extension));
+        snprintf(headers + n, sizeof(headers) - (size_t)n, "Sec-WebSocket-Extensions: %s\r\n", extension);
+    }
     if (conn_http_head(c, 101, headers, 0, NULL, 1) < 0) {
         conn_abort(c);
         return;
@@ -103,10 +140,34 @@ void conn_upgrade(struct conn *c, const struct endpoint *ep, const struct http_r
     uint64_t binary = ep->max_binary && ep->max_binary < max ? ep->max_binary : max;
     ws_parser_init(&c->ws, max);
     ws_parser_set_limits(&c->ws, text, binary);
+    if (deflate == PMD_ACCEPT) {
+        c->deflate_bits = (uint8_t)pmd_server_window_bits(&offer);
+        ws_parser_allow_compressed(&c->ws);
+    }
     c->last_rx_ms = c->last_ping_ms = (uint32_t)conn_now_ms(c);
     conn_arm_timer(c);
     if (ep->open)
         ep->open(ep->ctx, c, req);
+}
+
+/* Inflates a chunk of a compressed message into c->msg (bounded by the
+ * message limit) and hands the message up once it is whole. */
+static void deliver_compressed(struct conn *c, const struct ws_event *ev)
+{
+    int text = ev->opcode == WS_OP_TEXT;
+    enum pmdz_status st = pmdz_inflate(c->env->limits->deflate, &c->inflating, ev->data, ev->len, ev->last, text,
+                                       text ? c->ws.max_text : c->ws.max_binary, &c->msg);
+    if (st != PMDZ_OK) {
+        const char *reason;
+        uint16_t code = pmdz_close_code(st, &reason);
+        buf_free(&c->msg);
+        conn_close(c, code, reason);
+        return;
+    }
+    if (ev->last) {
+        c->ep->message(c->ep->ctx, c, ev->opcode, c->msg.data, c->msg.len);
+        buf_free(&c->msg);
+    }
 }
 
 static void deliver(struct conn *c, const struct ws_event *ev)
@@ -114,6 +175,10 @@ static void deliver(struct conn *c, const struct ws_event *ev)
     if (ev->last) {
         conn_stats(c)->messages_in++;
         conn_charge(c, 1);
+    }
+    if (ev->compressed) {
+        deliver_compressed(c, ev);
+        return;
     }
     if (ev->first && ev->last) {
         c->ep->message(c->ep->ctx, c, ev->opcode, ev->data, ev->len);

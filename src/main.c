@@ -22,6 +22,7 @@
 #include "handshake.h"
 #include "log.h"
 #include "loop.h"
+#include "pmdz.h"
 #include "router.h"
 #include "server.h"
 #include "tls.h"
@@ -39,6 +40,7 @@ struct figures {
     uint64_t started_ms;
     struct server *srv;
     struct chat *chat;
+    struct pmdz *deflate;
 };
 
 static void write_figures(void *ctx, struct metrics *m)
@@ -48,6 +50,8 @@ static void write_figures(void *ctx, struct metrics *m)
                   (loop_now(f->loop) - f->started_ms) / 1000);
     server_metrics(f->srv, m);
     chat_metrics(f->chat, m);
+    if (f->deflate)
+        pmdz_metrics(f->deflate, m);
 }
 
 /* SIGHUP: new connections get the certificate and key as the files are now;
@@ -289,7 +293,9 @@ int main(int argc, char **argv)
                    .ping_interval = cfg.ping_interval, .idle_timeout = cfg.idle_timeout,
                    .max_message = cfg.max_message, .max_head = MAX_REQUEST_HEAD},
     };
-    struct loop *loop = loop_new();
+    struct pmdz *deflate = cfg.deflate ? pmdz_new(cfg.deflate_min_size) : NULL;
+    server_cfg.limits.deflate = deflate;
+    struct loop *loop = cfg.deflate && !deflate ? NULL : loop_new();
     char node_id[256];
     if (cfg.node_id[0])
         snprintf(node_id, sizeof(node_id), "%s", cfg.node_id);
@@ -310,11 +316,13 @@ int main(int argc, char **argv)
         chat_free(chat);
         loop_free(loop);
         tls_ctx_free(tls);
+        pmdz_free(deflate);
         if (cfg.pidfile[0])
             pidfile_remove(cfg.pidfile);
         return 1;
     }
-    struct figures figures = {.loop = loop, .started_ms = loop_now(loop), .srv = srv, .chat = chat};
+    struct figures figures = {.loop = loop, .started_ms = loop_now(loop), .srv = srv, .chat = chat,
+                              .deflate = deflate};
     router_mount(router, "/echo", 0, &echo_endpoint);
     router_mount(router, "/ws", 1, chat_endpoint(chat));
     router_set_stats(router, write_figures, &figures);
@@ -351,6 +359,7 @@ int main(int argc, char **argv)
     chat_free(chat);
     loop_free(loop);
     tls_ctx_free(tls);
+    pmdz_free(deflate);
     if (cfg.pidfile[0])
         pidfile_remove(cfg.pidfile);
     log_msg(LOG_INFO, "stopped pid=%ld", (long)getpid());

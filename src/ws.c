@@ -1,5 +1,6 @@
 /* ws: RFC 6455 frame parser and encoder, sans-I/O. Owns frame validation,
- * fragmentation state, incremental UTF-8 checking of text and close payloads.
+ * fragmentation state, incremental UTF-8 checking of text and close payloads,
+ * and which frames may carry RSV1 (permessage-deflate's compressed bit).
  * Never does I/O; the parser never allocates (payloads are unmasked in the
  * caller's buffer); ws_frame_new allocates the shared frame it returns. */
 #include "ws.h"
@@ -20,15 +21,37 @@ void ws_parser_set_limits(struct ws_parser *p, uint64_t max_text, uint64_t max_b
     p->max_binary = max_binary;
 }
 
-struct sbuf *ws_frame_new(enum ws_opcode op, const void *payload, size_t len)
+void ws_parser_allow_compressed(struct ws_parser *p)
+{
+    p->allow_rsv1 = 1;
+}
+
+static struct sbuf *frame_new(enum ws_opcode op, uint8_t rsv, const void *payload, size_t len)
 {
     struct sbuf *s = sbuf_new(ws_header_len(len) + len);
     if (!s)
         return NULL;
     size_t h = ws_encode_header(s->data, op, len);
+    s->data[0] |= rsv;
     if (len)
         memcpy(s->data + h, payload, len);
     return s;
+}
+
+struct sbuf *ws_frame_new(enum ws_opcode op, const void *payload, size_t len)
+{
+    return frame_new(op, 0, payload, len);
+}
+
+struct sbuf *ws_frame_new_compressed(enum ws_opcode op, const void *payload, size_t len)
+{
+    return frame_new(op, WS_RSV1, payload, len);
+}
+
+size_t ws_frame_header_len(const uint8_t *frame)
+{
+    unsigned len7 = frame[1] & 0x7Fu;
+    return len7 == 126 ? 4 : len7 == 127 ? 10 : 2;
 }
 
 /* Why the stream failed; the parser keeps only this index. */
@@ -36,6 +59,7 @@ enum ws_failure {
     F_UTF8,
     F_UTF8_END,
     F_RSV,
+    F_RSV1_FRAME,
     F_OPCODE,
     F_UNMASKED,
     F_CONTROL_FRAGMENTED,
@@ -52,6 +76,7 @@ static const char *const fail_reasons[] = {
     [F_UTF8] = "invalid UTF-8 in text message",
     [F_UTF8_END] = "text message ends inside a UTF-8 sequence",
     [F_RSV] = "reserved bits set without an extension",
+    [F_RSV1_FRAME] = "RSV1 set on a continuation or control frame",
     [F_OPCODE] = "reserved opcode",
     [F_UNMASKED] = "client frames must be masked",
     [F_CONTROL_FRAGMENTED] = "fragmented control frame",
@@ -134,7 +159,7 @@ static size_t parse_payload(struct ws_parser *p, uint8_t *buf, size_t len, struc
     p->mask_pos = (uint8_t)ws_mask(buf, n, p->mask, p->mask_pos);
     p->remaining -= n;
     int last = p->remaining == 0 && p->frame_fin;
-    if (p->msg_opcode == WS_OP_TEXT) {
+    if (p->msg_opcode == WS_OP_TEXT && !p->msg_compressed) {
         p->utf8_state = (uint8_t)utf8_validate(p->utf8_state, buf, n);
         if (p->utf8_state == UTF8_REJECT)
             return fail(p, ev, WS_CLOSE_INVALID_DATA, F_UTF8);
@@ -145,6 +170,7 @@ static size_t parse_payload(struct ws_parser *p, uint8_t *buf, size_t len, struc
     ev->opcode = p->msg_opcode;
     ev->first = p->first_pending;
     ev->last = (uint8_t)last;
+    ev->compressed = p->msg_compressed;
     ev->data = buf;
     ev->len = n;
     p->first_pending = 0;
@@ -165,12 +191,14 @@ static size_t parse_header(struct ws_parser *p, uint8_t *buf, size_t len, struct
     unsigned fin = buf[0] & 0x80u, rsv = buf[0] & 0x70u, opcode = buf[0] & 0x0Fu;
     unsigned masked = buf[1] & 0x80u, len7 = buf[1] & 0x7Fu;
     int control = opcode & 0x8u;
-    if (rsv)
+    if (rsv & ~(p->allow_rsv1 ? WS_RSV1 : 0u))
         return fail(p, ev, WS_CLOSE_PROTOCOL, F_RSV);
     if (control ? opcode > WS_OP_PONG : opcode > WS_OP_BINARY)
         return fail(p, ev, WS_CLOSE_PROTOCOL, F_OPCODE);
     if (!masked)
         return fail(p, ev, WS_CLOSE_PROTOCOL, F_UNMASKED);
+    if (rsv && (control || opcode == WS_OP_CONT))
+        return fail(p, ev, WS_CLOSE_PROTOCOL, F_RSV1_FRAME);
     if (control) {
         if (!fin)
             return fail(p, ev, WS_CLOSE_PROTOCOL, F_CONTROL_FRAGMENTED);
@@ -216,11 +244,15 @@ static size_t parse_header(struct ws_parser *p, uint8_t *buf, size_t len, struct
 
     uint64_t so_far = opcode == WS_OP_CONT ? p->msg_len : 0;
     unsigned msg_op = opcode == WS_OP_CONT ? p->msg_opcode : opcode;
+    int compressed = opcode == WS_OP_CONT ? p->msg_compressed : rsv != 0;
     uint64_t max = msg_op == WS_OP_TEXT ? p->max_text : p->max_binary;
+    if (max && compressed)
+        max += (max >> 10) + 64;   /* deflate's overhead on incompressible data */
     if (max && plen > max - so_far)
         return fail(p, ev, WS_CLOSE_TOO_BIG, F_TOO_BIG);
     if (opcode != WS_OP_CONT) {
         p->msg_opcode = (uint8_t)opcode;
+        p->msg_compressed = (uint8_t)compressed;
         p->utf8_state = UTF8_ACCEPT;
         p->first_pending = 1;
     }

@@ -148,6 +148,15 @@ async function openUser(nick, room, opts = {}) {
       try { if (!sessionStorage.getItem('nick-set')) { localStorage.setItem('wshub.nick', n); sessionStorage.setItem('nick-set', '1'); } } catch { /* about:blank */ }
     }, nick);
   }
+  if (opts.recordSockets) {
+    await ctx.addInitScript(() => {
+      window.__sockets = [];
+      const Orig = WebSocket;
+      window.WebSocket = class extends Orig {
+        constructor(...args) { super(...args); window.__sockets.push(this); }
+      };
+    });
+  }
   if (opts.recordSends) {
     await ctx.addInitScript(() => {
       window.__sent = [];
@@ -542,6 +551,32 @@ test('the list follows the newest message unless the reader scrolled up', { time
   await waitMsg(a, 'line 29');
   p = await pos();
   assert.ok(p.gap < 5, `follows again: ${JSON.stringify(p)}`);
+});
+
+test('with --deflate the page negotiates permessage-deflate and chats compressed', { timeout: TEST_TIMEOUT }, async () => {
+  const srv = await newServer(await freePort(), ['--deflate']).start();
+  const a = await openUser('zara', 'zipped', { server: srv, recordSockets: true });
+  const b = await openUser('zeno', 'zipped', { server: srv, recordSockets: true });
+  for (const p of [a, b]) {
+    const ext = await p.evaluate(() => window.__sockets[window.__sockets.length - 1].extensions);
+    assert.equal(ext, 'permessage-deflate; server_no_context_takeover; client_no_context_takeover');
+  }
+  await waitMembers(a, { has: ['zara', 'zeno'] });
+  await waitMembers(b, { has: ['zara', 'zeno'] });
+  const stats = async () => (await fetch(`${srv.base}/stats`)).json();
+  const before = await stats();
+  const long = 'a line long enough to be worth compressing, '.repeat(8).trim();
+  await send(a, long);
+  for (const p of [a, b]) assert.equal((await waitMsg(p, long)).nick, 'zara');
+  await send(b, 'short one');
+  for (const p of [a, b]) assert.equal((await waitMsg(p, 'short one')).nick, 'zeno');
+  const after = await stats();
+  // Chromium compresses what it sends; the server compressed the long line's
+  // event once for both pages, and sent the short one's as it is
+  assert.equal(after.messages_in_compressed - before.messages_in_compressed, 2, JSON.stringify(after));
+  assert.equal(after.deflate_compressions - before.deflate_compressions, 1, JSON.stringify(after));
+  assert.equal(after.messages_out_compressed - before.messages_out_compressed, 2, JSON.stringify(after));
+  assert.equal(after.messages_out - before.messages_out, 4, JSON.stringify(after));
 });
 
 test('screenshot for people: build/browser-chat.png', { timeout: TEST_TIMEOUT }, async () => {

@@ -6,8 +6,11 @@ so big messages can be sent while the echo is read), receiving server frames
 with a timeout (checking that they are well-formed: unmasked, RSV 0, known
 opcodes, no fragmented or oversized control frames), reassembling fragmented
 server messages, and detecting the TCP close. Over TLS too (connect with an
-ssl.SSLContext): each write is then one or more TLS records. Standard library
-only.
+ssl.SSLContext): each write is then one or more TLS records. With `extensions=`
+it sends a Sec-WebSocket-Extensions offer; when the server accepts
+permessage-deflate, RSV1 is allowed on the first frame of a server message and
+the message is marked `compressed` (inflating it is the caller's business).
+Standard library only.
 """
 import base64
 import hashlib
@@ -117,10 +120,11 @@ class Frame:
 class Message:
     """A whole data message (reassembled) or a control frame from the server."""
 
-    def __init__(self, opcode, data, frames=1):
+    def __init__(self, opcode, data, frames=1, compressed=False):
         self.opcode = opcode
         self.data = data
         self.frames = frames
+        self.compressed = compressed
 
     @property
     def is_close(self):
@@ -190,13 +194,16 @@ class WSClient:
         self.partial_op = None      # opcode of an unfinished server message
         self.partial = []           # its payload chunks
         self.partial_frames = 0
+        self.partial_compressed = False
         self.response_head = None
+        self.deflate = False        # the server accepted permessage-deflate
 
     # ---- connection set-up -------------------------------------------------
 
     @classmethod
-    def connect(cls, host, port, path="/echo", timeout=5.0, handshake=True, tls=None):
-        """tls: an ssl.SSLContext to speak TLS with (wss), or None."""
+    def connect(cls, host, port, path="/echo", timeout=5.0, handshake=True, tls=None, extensions=None):
+        """tls: an ssl.SSLContext to speak TLS with (wss), or None; extensions: the
+        Sec-WebSocket-Extensions offer (see handshake), or None."""
         sock = socket.create_connection((host, port), timeout=timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if tls is not None:
@@ -204,19 +211,25 @@ class WSClient:
         sock.settimeout(60)   # bounds blocking sends; reads use select()
         c = cls(sock)
         if handshake:
-            c.handshake(host, port, path, timeout=timeout)
+            c.handshake(host, port, path, timeout=timeout, extensions=extensions)
         return c
 
-    def handshake(self, host, port, path="/echo", timeout=5.0):
-        """Sends a valid upgrade request; checks the 101 and the accept key."""
+    def handshake(self, host, port, path="/echo", timeout=5.0, extensions=None):
+        """Sends a valid upgrade request (with a Sec-WebSocket-Extensions
+        header per item of `extensions`, a str or a list); checks the 101 and
+        the accept key. Returns the response headers (lower-case names)."""
         key = base64.b64encode(os.urandom(16)).decode("ascii")
+        if isinstance(extensions, str):
+            extensions = [extensions]
+        ext = "".join("Sec-WebSocket-Extensions: %s\r\n" % e for e in extensions or ())
         req = ("GET %s HTTP/1.1\r\n"
                "Host: %s:%d\r\n"
                "Upgrade: websocket\r\n"
                "Connection: Upgrade\r\n"
                "Sec-WebSocket-Key: %s\r\n"
                "Sec-WebSocket-Version: 13\r\n"
-               "\r\n") % (path, host, port, key)
+               "%s"
+               "\r\n") % (path, host, port, key, ext)
         self.sock.sendall(req.encode("ascii"))
         deadline = time.monotonic() + timeout
         while b"\r\n\r\n" not in self.buf:
@@ -242,6 +255,8 @@ class WSClient:
         assert "upgrade" in [t.strip().lower() for t in headers.get("connection", "").split(",")], head
         assert headers.get("sec-websocket-accept") == accept_key(key), \
             "bad Sec-WebSocket-Accept in %r" % head
+        accepted = headers.get("sec-websocket-extensions", "")
+        self.deflate = accepted.split(";")[0].strip() == "permessage-deflate"
         return headers
 
     def close(self):
@@ -343,8 +358,9 @@ class WSClient:
         f = Frame(fin, rsv, opcode, masked, payload)
         if masked:
             raise ServerProtocolError("server sent a masked frame: %r" % f)
-        if rsv:
-            raise ServerProtocolError("server sent RSV bits without an extension: %r" % f)
+        if rsv and not (self.deflate and rsv == 4 and opcode in DATA_OPCODES):
+            raise ServerProtocolError("server sent RSV bits %s: %r" % (
+                "where permessage-deflate allows none" if self.deflate else "without an extension", f))
         if opcode not in DATA_OPCODES + CONTROL_OPCODES + (OP_CONT,):
             raise ServerProtocolError("server sent a reserved opcode: %r" % f)
         if opcode in CONTROL_OPCODES and (not fin or n > 125):
@@ -378,10 +394,11 @@ class WSClient:
                 if self.partial_op is not None:
                     raise ServerProtocolError("server started a new message inside a fragmented one: %r" % f)
                 if f.fin:
-                    return Message(f.opcode, f.payload)
+                    return Message(f.opcode, f.payload, compressed=bool(f.rsv))
                 self.partial_op = f.opcode
                 self.partial = [f.payload]
                 self.partial_frames = 1
+                self.partial_compressed = bool(f.rsv)
                 continue
             # continuation
             if self.partial_op is None:
@@ -389,7 +406,8 @@ class WSClient:
             self.partial.append(f.payload)
             self.partial_frames += 1
             if f.fin:
-                m = Message(self.partial_op, b"".join(self.partial), self.partial_frames)
+                m = Message(self.partial_op, b"".join(self.partial), self.partial_frames,
+                            self.partial_compressed)
                 self.partial_op = None
                 self.partial = []
                 self.partial_frames = 0

@@ -6,7 +6,9 @@
  * control frames, the error code) must be the same each time. Covers the RFC
  * 6455 section 5.7 examples, 7/16/64-bit lengths, fragmentation, every
  * protocol error and its close code (1002, 1007, 1009), fail-fast UTF-8,
- * close payloads, the encoder, ws_mask, and encode/mask/parse round trips. */
+ * close payloads, the encoder, ws_mask, and encode/mask/parse round trips;
+ * and with permessage-deflate allowed, RSV1 (compressed messages, where it
+ * may and may not be, the wire limit's slack, the compressed encoder). */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -104,6 +106,7 @@ static void put_frame(struct bytes *b, uint8_t b0, const void *d, size_t n, cons
 
 /* ---- the normalized event list ----
  * "M<op>:<len>:<bytes>;"  a whole data message
+ * "Z<op>:<len>:<bytes>;"  a whole data message reported compressed
  * "C<op>:<len>:<bytes>;"  a control frame
  * "E<code>;"              an error (nothing is recorded after it)
  * "P<op>:<len>:<bytes>;"  an unfinished message's bytes at the end of input */
@@ -159,15 +162,21 @@ struct run {
     struct bytes msg;       /* the message being reassembled */
     unsigned msg_op;
     int in_msg;
+    int msg_compressed;
     struct bytes out;       /* the normalized event list */
     int dead;
     unsigned code;
 };
 
+/* Parsers made by run_init allow compressed messages while this is set. */
+static int runs_allow_compressed;
+
 static void run_init(struct run *r, uint64_t max_message)
 {
     memset(r, 0, sizeof *r);
     ws_parser_init(&r->p, max_message);
+    if (runs_allow_compressed)
+        ws_parser_allow_compressed(&r->p);
 }
 
 static void run_free(struct run *r)
@@ -238,15 +247,19 @@ static void run_feed(struct run *r, const uint8_t *d, size_t n)
                 EXPECT(!r->in_msg, "DATA first=1 while a message is unfinished");
                 r->in_msg = 1;
                 r->msg_op = ev.opcode;
+                r->msg_compressed = ev.compressed;
                 r->msg.n = 0;
             } else {
                 EXPECT(r->in_msg, "DATA first=0 without a started message");
                 EXPECT(ev.opcode == r->msg_op, "DATA opcode changed within a message: %u then %u",
                        r->msg_op, ev.opcode);
+                EXPECT(ev.compressed == r->msg_compressed, "DATA compressed changed within a message");
             }
+            EXPECT(ev.compressed <= 1 && (runs_allow_compressed || !ev.compressed), "DATA compressed=%u",
+                   ev.compressed);
             b_put(&r->msg, ev.data, ev.len);
             if (ev.last) {
-                rec_data(&r->out, 'M', r->msg_op, r->msg.p, r->msg.n);
+                rec_data(&r->out, r->msg_compressed ? 'Z' : 'M', r->msg_op, r->msg.p, r->msg.n);
                 r->in_msg = 0;
             }
         } else if (ev.type == WS_EV_CONTROL) {
@@ -1512,6 +1525,141 @@ START_TEST(test_round_trip_close)
 }
 END_TEST
 
+/* ---- permessage-deflate: RSV1 ---- */
+
+/* With deflate allowed, RSV1 on a message's first frame marks every chunk of
+ * it compressed, and its bytes are not checked as UTF-8 (they are deflate
+ * data); messages without RSV1 are checked as before. */
+START_TEST(test_rsv1_compressed_messages)
+{
+    struct bytes in = {0}, exp = {0};
+    static const uint8_t deflated[] = {0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00};   /* "Hello" */
+
+    runs_allow_compressed = 1;
+    put_frame(&in, 0xC1, deflated, sizeof deflated, KEY);     /* FIN RSV1 text */
+    rec_data(&exp, 'Z', WS_OP_TEXT, deflated, sizeof deflated);
+    put_frame(&in, 0x42, deflated, 3, KEY2);                  /* RSV1 binary, fragmented */
+    put_frame(&in, 0x89, "mid", 3, KEY);                      /* a ping between the fragments */
+    rec_data(&exp, 'C', WS_OP_PING, "mid", 3);
+    put_frame(&in, 0x00, deflated + 3, 2, KEY);
+    put_frame(&in, 0x80, deflated + 5, 2, KEY2);
+    rec_data(&exp, 'Z', WS_OP_BINARY, deflated, sizeof deflated);
+    put_frame(&in, 0x81, "plain", 5, KEY);                    /* no RSV1: a plain message */
+    rec_data(&exp, 'M', WS_OP_TEXT, "plain", 5);
+    put_frame(&in, 0xC1, "", 0, KEY);                         /* empty compressed */
+    rec_data(&exp, 'Z', WS_OP_TEXT, "", 0);
+    put_frame(&in, 0x41, "\xff", 1, KEY);                     /* compressed text: bytes not UTF-8 checked */
+    put_frame(&in, 0x80, "\xfe\xc0", 2, KEY2);
+    rec_data(&exp, 'Z', WS_OP_TEXT, "\xff\xfe\xc0", 3);
+    put_frame(&in, 0x81, "\xff", 1, KEY);                     /* plain text still is */
+    rec_err(&exp, 1007);
+    check_all_splits(in.p, in.n, 0, &exp);
+    runs_allow_compressed = 0;
+    b_free(&in);
+    b_free(&exp);
+}
+END_TEST
+
+/* RSV1 on a continuation or control frame, and RSV2 or RSV3 on any frame,
+ * stay protocol errors with deflate allowed. */
+START_TEST(test_rsv1_where_not_allowed)
+{
+    static const uint8_t control[] = {0xC8, 0xC9, 0xCA};
+    static const uint8_t other_rsv[] = {0xA1, 0x91, 0xE1, 0xD1, 0xF1, 0xA2, 0xE9};
+    struct bytes bad = {0};
+
+    runs_allow_compressed = 1;
+    for (size_t i = 0; i < sizeof control; i++) {
+        bad.n = 0;
+        put_frame(&bad, control[i], "", 0, KEY);
+        check_error_after_good(&bad, 0, 1002);
+    }
+    for (size_t i = 0; i < sizeof other_rsv; i++) {
+        bad.n = 0;
+        put_frame(&bad, other_rsv[i], "x", 1, KEY);
+        check_error_after_good(&bad, 0, 1002);
+    }
+    static const uint8_t starts[] = {0x01, 0x41, 0x02, 0x42};   /* plain or compressed first frames */
+    for (size_t i = 0; i < sizeof starts; i++) {
+        bad.n = 0;
+        put_frame(&bad, starts[i], "ab", 2, KEY);
+        put_frame(&bad, 0xC0, "cd", 2, KEY2);                   /* continuation with RSV1 */
+        check_error_after_good(&bad, 0, 1002);
+        bad.n = 0;
+        put_frame(&bad, starts[i], "ab", 2, KEY);
+        put_frame(&bad, 0x40, "cd", 2, KEY2);                   /* non-final continuation with RSV1 */
+        check_error_after_good(&bad, 0, 1002);
+    }
+    runs_allow_compressed = 0;
+    b_free(&bad);
+}
+END_TEST
+
+/* A compressed message may pass the limit on the wire by deflate's
+ * worst-case overhead (limit/1024 + 64), checked from each header on like
+ * the limit itself; an uncompressed one may not. */
+START_TEST(test_rsv1_wire_limit)
+{
+    static const uint64_t limits[] = {1, 100, 1024, 5000};
+    struct bytes in = {0}, exp = {0};
+
+    runs_allow_compressed = 1;
+    for (size_t i = 0; i < sizeof limits / sizeof limits[0]; i++) {
+        uint64_t lim = limits[i], wire = lim + (lim >> 10) + 64;
+        uint8_t *d = pattern((size_t)wire + 1, 9);
+
+        in.n = exp.n = 0;
+        put_frame(&in, 0xC2, d, (size_t)wire, KEY);
+        rec_data(&exp, 'Z', WS_OP_BINARY, d, (size_t)wire);
+        check_all_splits_lim(in.p, in.n, lim, &exp, 2000);
+
+        in.n = exp.n = 0;
+        put_header(&in, 0xC2, wire + 1, KEY);
+        rec_err(&exp, 1009);
+        check_all_splits(in.p, in.n, lim, &exp);
+
+        in.n = exp.n = 0;                             /* fragments add up */
+        put_frame(&in, 0x42, d, (size_t)wire - 1, KEY);
+        put_header(&in, 0x80, 2, KEY2);
+        rec_err(&exp, 1009);
+        check_all_splits_lim(in.p, in.n, lim, &exp, 2000);
+
+        in.n = exp.n = 0;                             /* uncompressed: the limit itself */
+        put_header(&in, 0x82, lim + 1, KEY);
+        rec_err(&exp, 1009);
+        check_all_splits(in.p, in.n, lim, &exp);
+        free(d);
+    }
+    runs_allow_compressed = 0;
+    b_free(&in);
+    b_free(&exp);
+}
+END_TEST
+
+/* ws_frame_new_compressed: the same frame as ws_frame_new with RSV1 set;
+ * ws_frame_header_len finds the payload of either. */
+START_TEST(test_frame_new_compressed)
+{
+    static const size_t lens[] = {0, 1, 125, 126, 65535, 65536, 70000};
+    for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+        uint8_t *d = pattern(lens[i] ? lens[i] : 1, 6);
+        struct sbuf *f = ws_frame_new_compressed(WS_OP_TEXT, d, lens[i]);
+        struct sbuf *g = ws_frame_new(WS_OP_TEXT, d, lens[i]);
+        ck_assert_ptr_nonnull(f);
+        ck_assert_ptr_nonnull(g);
+        ck_assert_uint_eq(f->len, g->len);
+        ck_assert_uint_eq(f->data[0], 0xC1);
+        ck_assert_uint_eq(g->data[0], 0x81);
+        ck_assert_mem_eq(f->data + 1, g->data + 1, f->len - 1);
+        ck_assert_uint_eq(ws_frame_header_len(f->data), ws_header_len(lens[i]));
+        ck_assert_uint_eq(ws_frame_header_len(g->data), ws_header_len(lens[i]));
+        sbuf_unref(f);
+        sbuf_unref(g);
+        free(d);
+    }
+}
+END_TEST
+
 static Suite *ws_suite(void)
 {
     Suite *s = suite_create("ws");
@@ -1563,6 +1711,9 @@ static Suite *ws_suite(void)
     tcase_add_test(err, test_close_frames_bad);
     tcase_add_test(err, test_error_is_sticky);
     tcase_add_test(err, test_close_payload_check);
+    tcase_add_test(err, test_rsv1_compressed_messages);
+    tcase_add_test(err, test_rsv1_where_not_allowed);
+    tcase_add_test(err, test_rsv1_wire_limit);
     tcase_set_timeout(err, 120);
     suite_add_tcase(s, err);
 
@@ -1574,6 +1725,7 @@ static Suite *ws_suite(void)
     tcase_add_test(enc, test_round_trip_close);
     tcase_add_test(enc, test_frame_new);
     tcase_add_test(enc, test_separate_text_and_binary_limits);
+    tcase_add_test(enc, test_frame_new_compressed);
     tcase_set_timeout(enc, 120);
     suite_add_tcase(s, enc);
     return s;
