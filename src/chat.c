@@ -430,7 +430,8 @@ static void chat_close(void *ctx, struct conn *c)
         hub_room_set_ready(room, 0);
         broker_room_close(&chat->broker, hub_room_name(room));
     }
-    if (announced && hub_room_count(room) && presence_on(chat, hub_room_count(room) + 1)) {
+    /* Told even when no member is left here: in a cluster, others may be. */
+    if (announced && presence_on(chat, hub_room_count(room) + 1)) {
         event_begin(chat, "leave", room);
         field_string(chat, "nick", nick, strlen(nick));
         field_u64(chat, "count", hub_room_count(room));

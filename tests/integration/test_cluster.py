@@ -222,3 +222,22 @@ def test_history_ttl_expires_an_idle_room(start_server, redis_server):
     time.sleep(2.5)                               # idle past the TTL: keys expire in Redis
     w = run(go(False))
     assert w["history"] == [] and w["seq"] == 0 and w["epoch"] != first["epoch"], (first, w)
+
+
+def test_leave_reaches_other_nodes(start_server, redis_server):
+    """A node's last member leaving is still announced to the members of the
+    room on other nodes."""
+    a, b = nodes(start_server, redis_server, 2)
+
+    async def go():
+        x, _ = await welcome_of(a, "c7", "xavier")
+        y, _ = await welcome_of(b, "c7", "yvonne")
+        await close_all(x)
+        deadline = time.monotonic() + 10
+        while True:
+            e = await recv_event(y, max(0.1, deadline - time.monotonic()))
+            if e["type"] == "leave":
+                assert e["nick"] == "xavier", e
+                break
+        await close_all(y)
+    run(go())
