@@ -2,7 +2,8 @@
 # Profiles servers side by side under one wsbench workload: what each does
 # per message, measured the same way, one after the other.
 #
-#   bench/profile.sh [--only wshub,uws] [--seconds S] [--rounds R] [--strace]
+#   bench/profile.sh [--only wshub,uws,wshub-LABEL...] [--seconds S] [--rounds R]
+#                    [--stat-only] [--strace]
 #                    [--workload "echo --conns 100 --size 32 --path /echo"]
 #
 # For each server (pinned to core 0, wsbench to core 1, as in bench/run.sh)
@@ -18,6 +19,8 @@
 #      per wake-up, as distributions;
 #   3. perf record -g (CPU-clock sampling): where the server's time goes,
 #      kernel and user, by symbol and by system call.
+# wshub-LABEL is another wshub build, from WSHUB_BIN_LABEL (as in bench/run.sh).
+# --stat-only: only the perf stat rounds.
 # With --strace also strace -c -f (slows the server a lot: counts only), and
 # the socket options each server sets on an accepted socket (strace of the
 # first connections).
@@ -35,6 +38,7 @@ SECONDS_=3
 ROUNDS=3
 WORKLOAD="echo --conns 100 --inflight 1 --size 32 --path /echo"
 STRACE=0
+STAT_ONLY=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --only) SERVERS=$2; shift 2 ;;
@@ -42,6 +46,7 @@ while [ $# -gt 0 ]; do
         --rounds) ROUNDS=$2; shift 2 ;;
         --workload) WORKLOAD=$2; shift 2 ;;
         --strace) STRACE=1; shift ;;
+        --stat-only) STAT_ONLY=1; shift ;;
         -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench/profile.sh: unknown option $1" >&2; exit 2 ;;
     esac
@@ -92,7 +97,11 @@ start_server() { # start_server NAME PORT [wrapper...]
     local name=$1 port=$2 cmd
     shift 2
     case "$name" in
-        wshub) cmd=("$WSHUB_BIN" --host 127.0.0.1 --port "$port" --rate-limit 0 --binary-rate-limit 0
+        wshub|wshub-*)
+               local bin=$WSHUB_BIN v=WSHUB_BIN_${name#wshub-}
+               [ "$name" = wshub ] || bin=${!v:-}
+               [ -x "$bin" ] || { echo "bench/profile.sh: $name needs $v" >&2; return 1; }
+               cmd=("$bin" --host 127.0.0.1 --port "$port" --rate-limit 0 --binary-rate-limit 0
                     --binary-byte-rate 0 --max-binary 1m --max-conns 50000 --log-level warn) ;;
         uws)   [ -x "${UWS_BIN:-}" ] || { echo "bench/profile.sh: uws needs UWS_BIN (see bench/run.sh)" >&2; return 1; }
                cmd=("$UWS_BIN" "$port") ;;
@@ -171,6 +180,7 @@ for r in $(seq "$ROUNDS"); do
 done
 
 for s in "${SERVER_LIST[@]}"; do
+    [ $STAT_ONLY = 0 ] || break
     echo "bench/profile.sh: $s: sizes and profile" >&2
     # 2. sizes: exit tracepoints of reads, writes and waits
     port=$(free_port); start_server "$s" "$port" || continue

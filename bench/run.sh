@@ -136,6 +136,10 @@ if [ $BUILD_OURS = 1 ]; then
 fi
 [ -x "$WSHUB_BIN" ] || ! has_server wshub || { echo "bench/run.sh: no $WSHUB_BIN" >&2; exit 1; }
 [ -x "$WSBENCH_BIN" ] || { echo "bench/run.sh: no $WSBENCH_BIN" >&2; exit 1; }
+# Which commit the wshub binary was built from: that of the tree it lies in
+# (a worktree of another commit, say), with a mark when its src/ differs.
+WSHUB_REV=$(d=$(dirname "$WSHUB_BIN"); git -C "$d" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$(dirname "$WSHUB_BIN")" diff --quiet HEAD -- src include 2>/dev/null || WSHUB_REV="$WSHUB_REV (with uncommitted changes in src/ or include/)"
 # Run copies, so that a rebuild during the run (make test, another worktree
 # user) cannot mix two versions of wshub or wsbench in one table.
 mkdir -p "$OUT/bin"
@@ -278,10 +282,10 @@ minmax() { # numbers on stdin -> "min-max" (empty when none)
 }
 
 RESULTS=$OUT/results.txt
-GITREV="$(git rev-parse --short HEAD 2>/dev/null || echo none)$(git diff --quiet HEAD -- src include bench 2>/dev/null || echo ' (with uncommitted changes)')"
+GITREV="$(git rev-parse --short HEAD 2>/dev/null || echo none)$(git diff --quiet HEAD -- bench 2>/dev/null || echo ' (with uncommitted changes in bench/)')"
 {
     echo "# bench/run.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) runs=$RUNS duration=$DURATION warmup=$WARMUP procs=$PROCS"
-    echo "# git $GITREV; wshub $WSHUB_BIN"
+    echo "# bench at git $GITREV; wshub built at $WSHUB_REV ($WSHUB_BIN)"
     has_server uws && echo "# uws ${UWS_DESC:-(UWS_DESC not given)}"
     echo "# $NCPU cores (server on $SERVER_CPU, wsbench on $CLIENT_CPUS), $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), Linux $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 } > "$RESULTS"
@@ -501,7 +505,7 @@ header() {
         done
     fi
     echo
-    echo "Measured at git $GITREV$(has_server uws && echo "; uws: ${UWS_DESC:-versions not given}"); $NCPU cores, server on core $SERVER_CPU, wsbench on $CLIENT_CPUS ($PROCS process(es) for echo and connect); $((t_end - t_begin)) s."
+    echo "wshub built at $WSHUB_REV, bench/ at $GITREV$(has_server uws && echo "; uws: ${UWS_DESC:-versions not given}"); $NCPU cores, server on core $SERVER_CPU, wsbench on $CLIENT_CPUS ($PROCS process(es) for echo and connect); $((t_end - t_begin)) s."
     if [ ${#NOTE_KEYS[@]} -gt 0 ]; then
         echo
         echo "Notes:"
