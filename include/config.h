@@ -13,6 +13,7 @@
 
 #define CONFIG_LIST_MAX 32
 #define CONFIG_PATH_MAX 4096
+#define CONFIG_WORKERS_MAX 128
 
 struct config {
     char host[256];
@@ -47,6 +48,7 @@ struct config {
     size_t n_allow_origin;        /* 0 = every origin allowed */
     struct cidr stats_allow[CONFIG_LIST_MAX];
     size_t n_stats_allow;
+    unsigned workers;             /* worker processes; 0 = auto until config_check */
     int daemon;
     char pidfile[CONFIG_PATH_MAX];
     char log_file[CONFIG_PATH_MAX];   /* empty = stderr */
@@ -74,7 +76,7 @@ int config_given(const struct config *cfg, const char *name);
 
 /* Checks the options against each other (every limit against every other it
  * multiplies with) and fits the defaults of options not given to the limits
- * that were. Returns 0, or 2 after printing which options conflict and why. */
+ * that were; --workers auto becomes the number of CPUs we may run on. Returns 0, or 2 after printing which options conflict and why. */
 int config_check(struct config *cfg, FILE *err);
 
 /* Reads `key = value` lines from path into cfg. Returns 0, or 2 after printing

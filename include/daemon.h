@@ -17,6 +17,11 @@ int daemon_detach(void);
  * NOTIFY_SOCKET is set. */
 void daemon_ready(void);
 
+/* In a worker process just forked by the supervisor: it will never tell the
+ * starter or systemd anything (that is the supervisor's), but daemon_ready
+ * still points its stdio at /dev/null when detached. */
+void daemon_child(void);
+
 /* Tells systemd we are stopping (when NOTIFY_SOCKET is set). */
 void daemon_stopping(void);
 

@@ -1,6 +1,6 @@
 /* log: one line per event, "time level message key=value...", to stderr or
- * a file that SIGHUP reopens (for logrotate). The level and the file are the
- * only global state, set once at start. */
+ * a file that SIGHUP reopens (for logrotate). The level, the file and a tag
+ * naming the worker process are the only global state, set once at start. */
 #ifndef WSHUB_LOG_H
 #define WSHUB_LOG_H
 
@@ -8,6 +8,9 @@ enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
 /* Sets the most verbose level that is written. */
 void log_set_level(enum log_level level);
+
+/* Starts every line after the level with this tag (a worker's "w0"); "" for none. */
+void log_set_tag(const char *tag);
 
 /* True when messages at this level are written (guards costly formatting). */
 int log_enabled(enum log_level level);

@@ -18,6 +18,7 @@ struct server;
 struct server_config {
     const char *host;            /* numeric IPv4 or IPv6 address */
     int port;
+    int reuse_port;              /* SO_REUSEPORT: one of several workers' listeners on the port */
     uint64_t max_conns;          /* open connections; beyond it a 503 */
     unsigned shutdown_timeout;   /* seconds to wait for clients to answer the 1001 */
     const struct transport *transport;   /* the listener's (TLS); NULL = plain TCP */

@@ -5,12 +5,13 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 
-enum kind { K_STRING, K_PORT, K_SECONDS, K_BYTES, K_COUNT, K_LOGLEVEL, K_ORIGINS, K_CIDRS, K_FLAG, K_TLSVER };
+enum kind { K_STRING, K_PORT, K_SECONDS, K_BYTES, K_COUNT, K_LOGLEVEL, K_ORIGINS, K_CIDRS, K_FLAG, K_TLSVER, K_WORKERS };
 
 struct option_def {
     const char *name;
@@ -90,6 +91,9 @@ static const struct option_def options[] = {
     {"node-id", K_STRING, FIELD(node_id), "STR", "this node's name in the cluster (default HOSTNAME:PID)", 0, 0},
     {"history-ttl", K_SECONDS, FIELD(history_ttl), "S",
      "with --redis: an idle room's history expires after S seconds; 0 = never", 0, 0},
+    {"workers", K_WORKERS, FIELD(workers), "N|auto",
+     "worker processes sharing the port under one supervisor; auto = the CPUs we may run on; above 1 needs --redis",
+     1, CONFIG_WORKERS_MAX},
     {"daemon", K_FLAG, FIELD(daemon), "", "detach from the terminal and run in the background", 0, 0},
     {"pidfile", K_STRING, FIELD(pidfile), "FILE", "write the pid here; refuse to start if it names a live process",
      0, 0},
@@ -133,6 +137,7 @@ void config_defaults(struct config *cfg)
     cidr_parse("::1", &cfg->stats_allow[1]);
     cfg->n_stats_allow = 2;
     cfg->log_level = LOG_INFO;
+    cfg->workers = 1;
 }
 
 static const struct option_def *find_option(const char *name, size_t n)
@@ -245,6 +250,18 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
         }
         fprintf(err, "wshub: %s--%s '%s' must be 1.2 or 1.3\n", where, o->name, value);
         return -1;
+    case K_WORKERS:
+        if (strcmp(value, "auto") == 0) {
+            cfg->workers = 0;
+            return 0;
+        }
+        if (parse_uint(value, o->max, &v) == 0 && v >= o->min && !has_suffix) {
+            cfg->workers = (unsigned)v;
+            return 0;
+        }
+        fprintf(err, "wshub: %s--%s '%s' must be auto or a number from %llu to %llu\n", where, o->name, value,
+                (unsigned long long)o->min, (unsigned long long)o->max);
+        return -1;
     case K_FLAG:
         if (strcmp(value, "true") == 0 || strcmp(value, "yes") == 0 || strcmp(value, "1") == 0) {
             *(int *)field = 1;
@@ -354,6 +371,7 @@ static void print_default(FILE *out, const struct config *d, const struct option
     case K_ORIGINS: fprintf(out, "any"); break;
     case K_CIDRS: fprintf(out, "127.0.0.0/8 and ::1"); break;
     case K_FLAG: fprintf(out, "off"); break;
+    case K_WORKERS: fprintf(out, "%u", *(const unsigned *)field); break;
     }
 }
 
@@ -472,8 +490,25 @@ static int fit(struct config *cfg, uint64_t *value, const char *name, uint64_t f
     return -1;
 }
 
+/* The CPUs this process may run on (its affinity mask), at least 1. */
+static unsigned cpus_allowed(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) < 0 || CPU_COUNT(&set) < 1)
+        return 1;
+    return (unsigned)CPU_COUNT(&set);
+}
+
 int config_check(struct config *cfg, FILE *err)
 {
+    int auto_workers = cfg->workers == 0;
+    if (auto_workers)
+        cfg->workers = cpus_allowed() < CONFIG_WORKERS_MAX ? cpus_allowed() : CONFIG_WORKERS_MAX;
+    if (cfg->workers > 1 && !cfg->redis[0]) {
+        fprintf(err, "wshub: --workers %s%u needs --redis: the workers are nodes of one cluster, so that a "
+                     "room spans them\n", auto_workers ? "auto = " : "", cfg->workers);
+        return 2;
+    }
     if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
         fprintf(err, "wshub: --%s needs --%s: TLS takes a certificate and its key\n",
                 cfg->tls_cert[0] ? "tls-cert" : "tls-key", cfg->tls_cert[0] ? "tls-key" : "tls-cert");

@@ -1,6 +1,7 @@
 /* daemon: double-fork detaching with a readiness pipe, pid files, and the
- * systemd notify datagram. Only main calls these; they may exit the
- * starting process by design (daemon_detach), nothing else exits. */
+ * systemd notify datagram (sent by the supervisor, never by a worker). Only
+ * main and the supervisor call these; they may exit the starting process by
+ * design (daemon_detach), nothing else exits. */
 #include "daemon.h"
 
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <unistd.h>
 
 static int ready_fd = -1;   /* the pipe to the waiting starter, in the daemon */
+static int detached;        /* stdio goes to /dev/null once ready */
 
 static void notify_systemd(const char *state)
 {
@@ -69,12 +71,21 @@ int daemon_detach(void)
     umask(022);
     signal(SIGHUP, SIG_DFL);
     ready_fd = p[1];
+    detached = 1;
     return 0;
+}
+
+void daemon_child(void)
+{
+    if (ready_fd >= 0)
+        close(ready_fd);
+    ready_fd = -1;
+    unsetenv("NOTIFY_SOCKET");
 }
 
 void daemon_ready(void)
 {
-    if (ready_fd >= 0) {
+    if (detached) {
         int null = open("/dev/null", O_RDWR | O_CLOEXEC);
         if (null >= 0) {
             dup2(null, 0);
@@ -83,6 +94,8 @@ void daemon_ready(void)
             if (null > 2)
                 close(null);
         }
+    }
+    if (ready_fd >= 0) {
         if (write(ready_fd, "R", 1) < 0) {
             /* the starter is gone; nothing to tell */
         }

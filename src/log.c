@@ -15,11 +15,17 @@
 static enum log_level current = LOG_INFO;
 static int log_fd = 2;
 static char log_path[PATH_MAX];
+static char tag[24];   /* "w0 " in worker 0 of several, else empty */
 static const char *const names[] = {"error", "warn", "info", "debug"};
 
 void log_set_level(enum log_level level)
 {
     current = level;
+}
+
+void log_set_tag(const char *t)
+{
+    snprintf(tag, sizeof(tag), "%s%s", t, t[0] ? " " : "");
 }
 
 int log_enabled(enum log_level level)
@@ -66,8 +72,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
     gmtime_r(&tv.tv_sec, &tm);
     char line[1024];
     int n = (int)strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-    n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03dZ %-5s ", (int)(tv.tv_usec / 1000),
-                  names[level]);
+    n += snprintf(line + n, sizeof(line) - (size_t)n, ".%03dZ %-5s %s", (int)(tv.tv_usec / 1000),
+                  names[level], tag);
     va_list ap;
     va_start(ap, fmt);
     int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);

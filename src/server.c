@@ -86,6 +86,7 @@ static int listen_on(const struct server_config *cfg)
     int fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        (cfg->reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
         bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
         log_msg(LOG_ERROR, "listen failed host=%s port=%d error=\"%s\"", cfg->host, cfg->port, strerror(errno));
         if (fd >= 0)
