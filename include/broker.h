@@ -31,6 +31,24 @@ struct broker_pub {
     size_t len;
 };
 
+/* A change in a room's roster, published into the room's order. */
+enum broker_presence_kind {
+    BROKER_JOIN,     /* a member joined: nick is the one it has in the room */
+    BROKER_RENAME,   /* old became nick */
+    BROKER_LEAVE,    /* nick left */
+};
+
+struct broker_presence {
+    enum broker_presence_kind kind;
+    uint64_t id;          /* the publishing node's own number for the member */
+    const char *nick;     /* join: given (on publish: wanted); rename: the new nick; leave: the nick */
+    const char *old;      /* join: the nick the joiner has on its node until then; rename: the old nick */
+    const char *why;      /* leave: why, when not by its own choice ("timeout": its node went silent), or NULL */
+    int guest;            /* join: no nick was asked for: a cluster broker may pick guest-N */
+    int mine;             /* on delivery: about a member of this node */
+    int refused;          /* on delivery of a rename of mine: the nick was taken, nothing changed */
+};
+
 /* How a broker hands a room's state and publications back; data is valid
  * during the call only. A room opened with room_open gets: restart (its
  * state as the cluster has it), its history as history deliveries, oldest
@@ -44,6 +62,11 @@ struct broker_handler {
     void (*restart)(void *ctx, const char *room, const char *epoch, uint64_t seq);
     /* The room is in the cluster's order: its joiners may be welcomed. */
     void (*ready)(void *ctx, const char *room);
+    /* A roster change in the room's order (for a RENAME of mine, maybe refused). */
+    void (*presence)(void *ctx, const char *room, const struct broker_presence *p);
+    /* The room's whole roster as the cluster has it (after restart, before
+     * ready): n entries; a cluster broker only. */
+    void (*roster)(void *ctx, const char *room, const struct broker_presence *entries, size_t n);
 };
 
 struct broker_ops {
@@ -51,6 +74,10 @@ struct broker_ops {
     /* Publishes p into room. Returns 0, or -1 when the broker cannot take it
      * now (the cluster is unreachable or over its queue limit). */
     int (*publish)(void *impl, const char *room, const struct broker_pub *p);
+    /* Publishes a roster change of a member of this node into room. A JOIN
+     * or RENAME comes back with the nick the cluster gave (a RENAME maybe
+     * refused). Returns 0, or -1 when the broker cannot take it now. */
+    int (*presence)(void *impl, const char *room, const struct broker_presence *p);
     /* This node has members in room from now on (ready follows, maybe at once). */
     void (*room_open)(void *impl, const char *room);
     /* This node has no member left in room. */
@@ -69,12 +96,16 @@ struct broker {
 };
 
 /* The single-node broker: publish hands the publication straight back to
- * the handler, unnumbered (the hub numbers messages); a room is ready as soon
- * as it is opened. Returns 0 or -1. */
+ * the handler, unnumbered (the hub numbers messages), and a roster change
+ * too, as asked (the hub's nick index decides); a room is ready as soon as
+ * it is opened. Returns 0 or -1. */
 int broker_memory_init(struct broker *b, const struct broker_handler *h);
 
 /* Publishes through b (see broker_ops.publish). */
 int broker_publish(struct broker *b, const char *room, const struct broker_pub *p);
+
+/* Publishes a roster change through b (see broker_ops.presence). */
+int broker_presence(struct broker *b, const char *room, const struct broker_presence *p);
 
 /* See broker_ops.room_open and room_close. */
 void broker_room_open(struct broker *b, const char *room);

@@ -51,13 +51,17 @@ struct hub_config {
     size_t max_backlog;         /* unsent bytes after which a member is cut off */
 };
 
-/* A member; embedded in the caller's per-connection state. */
+/* A member; embedded in the caller's per-connection state. A room's roster
+ * also holds entries the hub owns, with no sink: members on other nodes of a
+ * cluster, and local members that left until the cluster's order says so. */
 struct hub_member {
     struct hub_room *room;
-    void *sink;
+    void *sink;                   /* NULL for an entry the hub owns */
     struct hub_member *nick_next; /* next in its room's nick index chain */
     uint32_t slot;                /* index in the room's member array */
     uint8_t cut;                  /* cut off by the hub: gets nothing more until it leaves */
+    uint8_t pending;              /* joined here, not yet in the room's order: not counted, sent nothing */
+    uint8_t seen;                 /* free for the caller (chat marks members while matching a roster) */
     char nick[HUB_NICK_MAX + 1];
 };
 
@@ -83,6 +87,33 @@ int hub_join(struct hub *h, struct hub_member *m, const char *name, const char *
 /* Removes m from its room, cut or not. Nothing is sent; an emptied room is kept for its history. */
 void hub_leave(struct hub *h, struct hub_member *m);
 
+/* Removes the local member m as hub_leave does, but keeps an entry the hub
+ * owns under its nick in the roster (unless m was pending), until
+ * hub_roster_remove: a leave counts when the room's order says so. */
+void hub_leave_keep(struct hub *h, struct hub_member *m);
+
+/* Marks m pending (joined here, not yet in the room's order: not counted,
+ * not listed by callers, sent nothing) or not. */
+void hub_set_pending(struct hub_member *m, int pending);
+
+/* Adds an entry the hub owns, called nick, to room's roster (a member on
+ * another node). Duplicates of a local member's nick are allowed for a
+ * moment (a cluster's order settles them). Returns 0, or -1 if out of memory. */
+int hub_roster_add(struct hub *h, struct hub_room *room, const char *nick);
+
+/* Removes or renames the entry the hub owns called nick (old). Returns 0, or -1 when none. */
+int hub_roster_remove(struct hub *h, struct hub_room *room, const char *nick);
+int hub_roster_rename(struct hub *h, struct hub_room *room, const char *old, const char *nick);
+
+/* Removes every entry the hub owns from room's roster. */
+void hub_roster_clear(struct hub *h, struct hub_room *room);
+
+/* The local member of room called nick (pending or not), or NULL. */
+struct hub_member *hub_local_find(struct hub *h, struct hub_room *room, const char *nick);
+
+/* Whether any entry of room's roster, local or not, is called nick. */
+int hub_nick_taken(struct hub *h, const struct hub_room *room, const char *nick);
+
 /* Renames m to nick (valid). Returns 0, or -1 when another member has it. */
 int hub_rename(struct hub *h, struct hub_member *m, const char *nick);
 
@@ -107,10 +138,18 @@ size_t hub_history_bytes(const struct hub *h);
 /* The room's name. */
 const char *hub_room_name(const struct hub_room *room);
 
-/* Number of members in the room, cut ones included. */
+/* Number of members in the room's roster (on every node; cut ones
+ * included, pending ones not). */
 size_t hub_room_count(const struct hub_room *room);
 
-/* The i-th member (0 <= i < count), in no particular order. */
+/* Number of entries in the room's member array: the roster and pending members. */
+size_t hub_room_entries(const struct hub_room *room);
+
+/* Number of local members (with a sink, pending or not): entries 0 to local - 1. */
+size_t hub_room_local(const struct hub_room *room);
+
+/* The i-th entry (0 <= i < entries): local members first, then the entries
+ * the hub owns, otherwise in no particular order. */
 const struct hub_member *hub_room_member(const struct hub_room *room, size_t i);
 
 /* Number of message events in the room's history. */

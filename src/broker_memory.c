@@ -1,7 +1,8 @@
 /* broker_memory: the single-node broker, and the broker_* calls every broker
  * shares. A publication is handed straight back to the handler, unnumbered,
  * so the hub's own sequence and history serve; the order is the order of
- * publish calls; a room is ready as soon as it is opened. Holds nothing else
+ * publish calls; a roster change comes straight back as it was asked; a
+ * room is ready as soon as it is opened. Holds nothing else
  * and never allocates per publication. */
 #include "broker.h"
 
@@ -13,6 +14,15 @@ static int memory_publish(void *impl, const char *room, const struct broker_pub 
     struct broker_pub copy = *p;
     copy.seq = 0;
     h->deliver(h->ctx, room, &copy);
+    return 0;
+}
+
+static int memory_presence(void *impl, const char *room, const struct broker_presence *p)
+{
+    const struct broker_handler *h = impl;
+    struct broker_presence copy = *p;
+    copy.mine = 1;
+    h->presence(h->ctx, room, &copy);
     return 0;
 }
 
@@ -49,6 +59,7 @@ static void memory_free(void *impl)
 static const struct broker_ops memory_ops = {
     .name = "memory",
     .publish = memory_publish,
+    .presence = memory_presence,
     .room_open = memory_room_open,
     .room_close = memory_room_close,
     .available = memory_available,
@@ -69,6 +80,11 @@ int broker_memory_init(struct broker *b, const struct broker_handler *h)
 int broker_publish(struct broker *b, const char *room, const struct broker_pub *p)
 {
     return b->ops->publish(b->impl, room, p);
+}
+
+int broker_presence(struct broker *b, const char *room, const struct broker_presence *p)
+{
+    return b->ops->presence(b->impl, room, p);
 }
 
 void broker_room_open(struct broker *b, const char *room)

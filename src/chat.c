@@ -38,6 +38,7 @@ struct chat {
     int json_failed;          /* an append to json ran out of memory */
     uint64_t events_failed;   /* events dropped because they could not be built */
     uint64_t binary_dropped;  /* binary relays the broker could not take */
+    uint64_t joins;           /* numbers the joins of this node's members */
 };
 
 /* What a reconnecting client says it has seen: ?since=SEQ&epoch=E. */
@@ -47,13 +48,22 @@ struct resume {
     char epoch[HUB_EPOCH_LEN + 1];   /* empty when absent or not one of ours */
 };
 
+/* A member not yet welcomed: its join is on its way through the room's
+ * order (the member is pending in the hub until it comes back), or the room
+ * is not yet in order. */
+struct joining {
+    struct resume resume;
+    uint64_t id;           /* this node's number for the join, to know it when it comes back */
+    int sent;              /* the join was published: a leave must follow it */
+};
+
 /* One member's state; small, since every idle connection in a room has one.
  * Times are the loop's milliseconds modulo 2^32, compared by difference. */
 struct chat_client {
     struct hub_member member;   /* member.sink is the struct conn (first: see client_of) */
     struct ratelimit_bucket lines, frames, bytes;
     struct ratelimit_flood flood;
-    struct resume *waiting;     /* set while its welcome waits for the room to be ready */
+    struct joining *waiting;    /* set until it is welcomed */
 };
 _Static_assert(offsetof(struct chat_client, member) == 0, "client_of casts a member to its client");
 
@@ -142,16 +152,18 @@ static int presence_on(const struct chat *chat, size_t members)
 /* ,"count":K,"members":[...] with at most presence_limit nicks. */
 static void field_members(struct chat *chat, const struct hub_room *room)
 {
-    size_t n = hub_room_count(room);
+    size_t n = hub_room_count(room), listed = 0;
     if (!presence_on(chat, n))
         n = chat->cfg.presence_limit;
     field_u64(chat, "count", hub_room_count(room));
     put_raw(chat, ",\"members\":[");
-    for (size_t i = 0; i < n; i++) {
-        const char *nick = hub_room_member(room, i)->nick;
-        if (i)
+    for (size_t i = 0; i < hub_room_entries(room) && listed < n; i++) {
+        const struct hub_member *m = hub_room_member(room, i);
+        if (m->pending)
+            continue;
+        if (listed++)
             put_raw(chat, ",");
-        put_string(chat, nick, strlen(nick));
+        put_string(chat, m->nick, strlen(m->nick));
     }
     put_raw(chat, "]");
 }
@@ -174,18 +186,16 @@ static struct sbuf *event_end(struct chat *chat)
     return f;
 }
 
-/* Publishes the event in the scratch buffer into room: whole for an EVENT,
- * without its closing brace for a MESSAGE (the seq goes there on delivery).
- * Returns 0, or -1 when it was not built (counted) or the broker refused it. */
-static int event_publish(struct chat *chat, struct hub_room *room, enum broker_kind kind)
+/* Publishes the message event in the scratch buffer, without its closing
+ * brace (the seq goes there on delivery), into room. Returns 0, or -1 when
+ * it was not built (counted) or the broker refused it. */
+static int message_publish(struct chat *chat, struct hub_room *room)
 {
-    if (kind == BROKER_EVENT)
-        put_raw(chat, "}");
     if (chat->json_failed) {
         event_failed(chat);
         return -1;
     }
-    struct broker_pub p = {.kind = kind, .data = chat->json.data, .len = chat->json.len};
+    struct broker_pub p = {.kind = BROKER_MESSAGE, .data = chat->json.data, .len = chat->json.len};
     return broker_publish(&chat->broker, hub_room_name(room), &p);
 }
 
@@ -194,6 +204,16 @@ static void event_send(struct chat *chat, struct chat_client *cl)
     struct sbuf *f = event_end(chat);
     if (f) {
         hub_send(chat->hub, &cl->member, f);
+        sbuf_unref(f);
+    }
+}
+
+/* Closes the event in the scratch buffer and sends it to room's members here. */
+static void event_send_all(struct chat *chat, struct hub_room *room)
+{
+    struct sbuf *f = event_end(chat);
+    if (f) {
+        hub_broadcast(chat->hub, room, f);
         sbuf_unref(f);
     }
 }
@@ -283,7 +303,8 @@ static int chat_accept(void *ctx, struct conn *c, const struct http_request *req
         pool_free(&chat->clients, cl);
         return status;
     }
-    if (hub_room_count(cl->member.room) == 1)
+    hub_set_pending(&cl->member, 1);   /* until its join comes back in the room's order */
+    if (hub_room_local(cl->member.room) == 1)
         broker_room_open(&chat->broker, room);   /* the first member here: follow the room */
     uint32_t now = now_ms(cl);
     ratelimit_bucket_init(&cl->lines, &chat->lines, now);
@@ -335,32 +356,42 @@ static void welcome(struct chat *chat, struct chat_client *cl, const struct resu
     if (resume->asked)
         put_raw(chat, start >= 0 ? ",\"resumed\":true" : ",\"resumed\":false");
     event_send(chat, cl);
-
-    if (!presence_on(chat, hub_room_count(room)))
-        return;
-    event_begin(chat, "join", room);
-    field_string(chat, "nick", cl->member.nick, strlen(cl->member.nick));
-    field_u64(chat, "count", hub_room_count(room));
-    event_publish(chat, room, BROKER_EVENT);
 }
 
+/* Welcomes cl (settled, in a room in order) and forgets how it joined. */
+static void welcome_joined(struct chat *chat, struct chat_client *cl)
+{
+    struct joining *j = cl->waiting;
+    cl->waiting = NULL;
+    welcome(chat, cl, &j->resume);
+    free(j);
+}
+
+/* Publishes cl's join into its room's order; it is welcomed when the join
+ * comes back (see chat_presence). */
 static void chat_open(void *ctx, struct conn *c, const struct http_request *req)
 {
     struct chat *chat = ctx;
     struct chat_client *cl = conn_data(c);
-    struct resume resume;
-    if (resume_from_query(req->query, &resume) < 0)
-        resume.asked = 0;   /* accept checked it already */
-    if (hub_room_ready(cl->member.room)) {
-        welcome(chat, cl, &resume);
-        return;
-    }
-    cl->waiting = malloc(sizeof(*cl->waiting));   /* until the broker has the room in order */
-    if (!cl->waiting) {
+    char nick[NICK_QUERY_MAX];
+    struct joining *j = calloc(1, sizeof(*j));
+    if (!j) {
         conn_close(c, WS_CLOSE_INTERNAL, "out of memory");
         return;
     }
-    *cl->waiting = resume;
+    if (resume_from_query(req->query, &j->resume) < 0)
+        j->resume.asked = 0;   /* accept checked it already */
+    j->id = ++chat->joins;
+    cl->waiting = j;
+    struct broker_presence p = {.kind = BROKER_JOIN, .id = j->id, .nick = cl->member.nick,
+                                .old = cl->member.nick,
+                                .guest = http_query_get(req->query, "nick", nick, sizeof(nick)) <= 0};
+    if (broker_presence(&chat->broker, hub_room_name(cl->member.room), &p) < 0) {
+        conn_close(c, WS_CLOSE_TRY_AGAIN, "the cluster is unavailable: try again later");
+        return;
+    }
+    if (cl->waiting)
+        cl->waiting->sent = 1;   /* else the join came back at once, and it was welcomed */
 }
 
 /* The client holding member m (the member is its first field). */
@@ -379,14 +410,10 @@ static void chat_ready(void *ctx, const char *name)
     if (!room)
         return;
     hub_room_set_ready(room, 1);
-    for (size_t i = 0; i < hub_room_count(room); i++) {
+    for (size_t i = 0; i < hub_room_local(room); i++) {
         struct chat_client *cl = client_of(hub_room_member(room, i));
-        if (cl->waiting) {
-            struct resume *r = cl->waiting;
-            cl->waiting = NULL;
-            welcome(chat, cl, r);
-            free(r);
-        }
+        if (cl->waiting && !cl->member.pending)
+            welcome_joined(chat, cl);
     }
 }
 
@@ -404,38 +431,181 @@ static void chat_restart(void *ctx, const char *name, const char *epoch, uint64_
         event_begin(chat, "resync", room);
         field_string(chat, "epoch", epoch, strlen(epoch));
         field_u64(chat, "seq", seq);
-        struct sbuf *f = event_end(chat);
-        if (f) {
-            hub_broadcast(chat->hub, room, f);
-            sbuf_unref(f);
-        }
+        event_send_all(chat, room);
     }
     hub_room_restart(chat->hub, room, epoch, seq);
     hub_room_set_ready(room, 0);
 }
 
+/* Broadcasts {"type":"join"|"leave","room":R,"nick":N,"count":K[,"reason":W]}
+ * to room's members here, while its presence is on. */
+static void presence_event(struct chat *chat, struct hub_room *room, const char *type, const char *nick,
+                           const char *why, size_t before)
+{
+    if (!presence_on(chat, before))
+        return;
+    event_begin(chat, type, room);
+    field_string(chat, "nick", nick, strlen(nick));
+    field_u64(chat, "count", hub_room_count(room));
+    if (why)
+        field_string(chat, "reason", why, strlen(why));
+    event_send_all(chat, room);
+}
+
+/* Gives local member m the nick the room's order gave it; an entry the hub
+ * owns that still holds the nick here is stale (the order says so) and goes. */
+static void take_nick(struct chat *chat, struct hub_room *room, struct hub_member *m, const char *nick)
+{
+    if (strcmp(m->nick, nick) == 0)
+        return;
+    if (hub_rename(chat->hub, m, nick) < 0) {
+        hub_roster_remove(chat->hub, room, nick);
+        hub_rename(chat->hub, m, nick);
+    }
+}
+
+/* This node's member that is waiting for join id under nick old, or NULL. */
+static struct chat_client *joiner(struct chat *chat, struct hub_room *room, const char *old, uint64_t id)
+{
+    struct hub_member *m = hub_local_find(chat->hub, room, old);
+    struct chat_client *cl = m ? client_of(m) : NULL;
+    return cl && m->pending && cl->waiting && cl->waiting->id == id ? cl : NULL;
+}
+
+static void presence_join(struct chat *chat, struct hub_room *room, const struct broker_presence *p)
+{
+    struct chat_client *cl = p->mine ? joiner(chat, room, p->old, p->id) : NULL;
+    struct hub_member *again = p->mine && !cl ? hub_local_find(chat->hub, room, p->old) : NULL;
+    if (again && !again->pending) {
+        /* a member of ours joined again after the cluster lost it: only its nick may change */
+        if (strcmp(again->nick, p->nick) != 0) {
+            take_nick(chat, room, again, p->nick);
+            event_begin(chat, "nick", room);
+            field_string(chat, "old", p->old, strlen(p->old));
+            field_string(chat, "nick", p->nick, strlen(p->nick));
+            event_send_all(chat, room);
+        }
+        return;
+    }
+    if (cl) {
+        take_nick(chat, room, &cl->member, p->nick);
+        hub_set_pending(&cl->member, 0);
+        if (hub_room_ready(room))
+            welcome_joined(chat, cl);
+    } else if (hub_roster_add(chat->hub, room, p->nick) < 0) {
+        event_failed(chat);
+        return;
+    }
+    presence_event(chat, room, "join", p->nick, NULL, hub_room_count(room));
+}
+
+static void presence_rename(struct chat *chat, struct hub_room *room, const struct broker_presence *p)
+{
+    struct hub_member *m = p->mine ? hub_local_find(chat->hub, room, p->old) : NULL;
+    if (p->refused) {
+        if (m)
+            send_error(chat, client_of(m), "nick_taken", "that nick is taken in this room");
+        return;
+    }
+    char old[HUB_NICK_MAX + 1];
+    snprintf(old, sizeof(old), "%s", p->old);   /* p->old may be m's nick, which changes */
+    if (m)
+        take_nick(chat, room, m, p->nick);
+    else if (hub_roster_rename(chat->hub, room, old, p->nick) < 0)
+        return;   /* not in the roster here: nothing to tell */
+    event_begin(chat, "nick", room);
+    field_string(chat, "old", old, strlen(old));
+    field_string(chat, "nick", p->nick, strlen(p->nick));
+    event_send_all(chat, room);
+}
+
+/* A roster change in the room's order: the hub's roster follows it, and
+ * this node's members are told. */
+static void chat_presence(void *ctx, const char *name, const struct broker_presence *p)
+{
+    struct chat *chat = ctx;
+    struct hub_room *room = hub_find(chat->hub, name);
+    if (!room)
+        return;
+    switch (p->kind) {
+    case BROKER_JOIN:
+        presence_join(chat, room, p);
+        break;
+    case BROKER_RENAME:
+        presence_rename(chat, room, p);
+        break;
+    case BROKER_LEAVE:
+        if (hub_roster_remove(chat->hub, room, p->nick) == 0)
+            presence_event(chat, room, "leave", p->nick, p->why, hub_room_count(room) + 1);
+        break;
+    }
+}
+
+/* The room's roster as the cluster has it: entries of other nodes are
+ * loaded; this node's members are matched with theirs (a joiner whose join
+ * the snapshot already holds is settled, welcomed at ready); an entry of
+ * this node with no member here is stale and leaves; a member here the
+ * cluster lost (its data, or this node timed out) joins again. */
+static void chat_roster(void *ctx, const char *name, const struct broker_presence *e, size_t n)
+{
+    struct chat *chat = ctx;
+    struct hub_room *room = hub_find(chat->hub, name);
+    if (!room)
+        return;
+    hub_roster_clear(chat->hub, room);
+    for (size_t i = 0; i < hub_room_local(room); i++)
+        ((struct hub_member *)hub_room_member(room, i))->seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!e[i].mine) {
+            if (hub_roster_add(chat->hub, room, e[i].nick) < 0)
+                event_failed(chat);
+            continue;
+        }
+        struct hub_member *m = hub_local_find(chat->hub, room, e[i].nick);
+        struct chat_client *cl = joiner(chat, room, e[i].old, e[i].id);
+        if (m && !m->pending) {
+            m->seen = 1;
+        } else if (cl) {
+            take_nick(chat, room, &cl->member, e[i].nick);
+            hub_set_pending(&cl->member, 0);
+            cl->member.seen = 1;
+        } else {
+            struct broker_presence leave = {.kind = BROKER_LEAVE, .nick = e[i].nick};
+            broker_presence(&chat->broker, name, &leave);
+        }
+    }
+    for (size_t i = 0; i < hub_room_local(room); i++) {
+        struct hub_member *m = (struct hub_member *)hub_room_member(room, i);
+        if (m->seen || m->pending)
+            continue;
+        struct broker_presence again = {.kind = BROKER_JOIN, .nick = m->nick, .old = m->nick};
+        broker_presence(&chat->broker, name, &again);
+    }
+}
+
+/* The member leaves the hub at once; it leaves the roster when its leave
+ * comes back in the room's order (at once on a single node). Told even when
+ * no member is left here: in a cluster, others may be. */
 static void chat_close(void *ctx, struct conn *c)
 {
     struct chat *chat = ctx;
     struct chat_client *cl = conn_data(c);
     struct hub_room *room = cl->member.room;
+    struct broker_presence p = {.kind = BROKER_LEAVE};
     char nick[HUB_NICK_MAX + 1];
     memcpy(nick, cl->member.nick, sizeof(nick));
-    int announced = cl->waiting == NULL;
+    int sent = !cl->waiting || cl->waiting->sent;
     free(cl->waiting);
-    hub_leave(chat->hub, &cl->member);
+    hub_leave_keep(chat->hub, &cl->member);
     conn_set_data(c, NULL);
     pool_free(&chat->clients, cl);
-    if (hub_room_count(room) == 0) {
+    p.nick = nick;
+    if (sent && broker_presence(&chat->broker, hub_room_name(room), &p) < 0)
+        hub_roster_remove(chat->hub, room, nick);   /* the cluster is unreachable: it catches up later */
+    if (hub_room_local(room) == 0) {
         hub_room_set_ready(room, 0);
         broker_room_close(&chat->broker, hub_room_name(room));
-    }
-    /* Told even when no member is left here: in a cluster, others may be. */
-    if (announced && presence_on(chat, hub_room_count(room) + 1)) {
-        event_begin(chat, "leave", room);
-        field_string(chat, "nick", nick, strlen(nick));
-        field_u64(chat, "count", hub_room_count(room));
-        event_publish(chat, room, BROKER_EVENT);
+        hub_roster_clear(chat->hub, room);   /* not followed from here on */
     }
 }
 
@@ -469,7 +639,7 @@ static void say(struct chat *chat, struct chat_client *cl, const char *text, siz
     field_u64(chat, "ts", epoch_ms());
     if (action)
         put_raw(chat, ",\"action\":true");
-    if (event_publish(chat, room, BROKER_MESSAGE) < 0 && !chat->json_failed)
+    if (message_publish(chat, room) < 0 && !chat->json_failed)
         send_error(chat, cl, "unavailable", "the message could not be sent now: try again");
     conn_charge(cl->member.sink, hub_room_count(room));
 }
@@ -485,16 +655,13 @@ static void rename_member(struct chat *chat, struct chat_client *cl, const char 
     nick[len] = '\0';
     if (strcmp(nick, cl->member.nick) == 0)
         return;
-    char old[HUB_NICK_MAX + 1];
-    memcpy(old, cl->member.nick, sizeof(old));
-    if (hub_rename(chat->hub, &cl->member, nick) < 0) {
+    if (hub_nick_taken(chat->hub, cl->member.room, nick)) {
         send_error(chat, cl, "nick_taken", "that nick is taken in this room");
         return;
     }
-    event_begin(chat, "nick", cl->member.room);
-    field_string(chat, "old", old, strlen(old));
-    field_string(chat, "nick", nick, len);
-    event_publish(chat, cl->member.room, BROKER_EVENT);
+    struct broker_presence p = {.kind = BROKER_RENAME, .nick = nick, .old = cl->member.nick};
+    if (broker_presence(&chat->broker, hub_room_name(cl->member.room), &p) < 0)
+        send_error(chat, cl, "unavailable", "the nick could not be changed now: try again");
     conn_charge(cl->member.sink, hub_room_count(cl->member.room));
 }
 
@@ -626,7 +793,7 @@ struct chat *chat_new(const struct chat_config *cfg, chat_broker_init_fn init, v
     pool_init(&chat->clients, sizeof(struct chat_client), 128);
     chat->hub = hub_new(&cfg->hub, &sink_ops);
     struct broker_handler handler = {.ctx = chat, .deliver = chat_deliver, .restart = chat_restart,
-                                     .ready = chat_ready};
+                                     .ready = chat_ready, .presence = chat_presence, .roster = chat_roster};
     if (!chat->hub || init(&chat->broker, &handler, arg) < 0) {
         hub_free(chat->hub);
         pool_destroy(&chat->clients);

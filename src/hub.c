@@ -48,8 +48,8 @@ struct hub_room {
     struct hub_room *hash_next;
     struct link empty;                    /* on hub.empty while the room has no members */
     struct link recent;                   /* on hub.recent while it has history */
-    struct hub_member **members;
-    uint32_t count, cap;
+    struct hub_member **members;          /* local members first, then the roster's other entries */
+    uint32_t count, cap, nlocal, npending;
     struct hub_member **nicks;            /* nick index: nick_chains chains, NULL while empty */
     struct suffix **suffixes;             /* nick_chains chains of counters, NULL when none */
     uint32_t nick_chains, nsuffixes;
@@ -293,6 +293,8 @@ static void suffixes_clear(struct hub_room *r)
 
 static void room_free(struct hub *h, struct hub_room *r)
 {
+    for (uint32_t i = r->nlocal; i < r->count; i++)
+        free(r->members[i]);
     hist_clear(h, r);
     link_remove(&r->empty);
     suffixes_clear(r);
@@ -533,6 +535,47 @@ static int pick_nick(struct hub *h, struct hub_room *r, const char *want, char *
 
 /* ---- members ---- */
 
+/* Puts m in r's member array: a local member (with a sink) at the end of
+ * the local part, moving the first other entry to the end; others at the end. */
+static void entry_insert(struct hub_room *r, struct hub_member *m)
+{
+    if (!m->sink) {
+        m->slot = r->count;
+        r->members[r->count++] = m;
+        return;
+    }
+    if (r->count > r->nlocal) {
+        struct hub_member *o = r->members[r->nlocal];
+        o->slot = r->count;
+        r->members[r->count] = o;
+    }
+    m->slot = r->nlocal;
+    r->members[r->nlocal++] = m;
+    r->count++;
+}
+
+/* Moves the entry at slot `from` to slot `to` of r. */
+static void entry_move(struct hub_room *r, uint32_t from, uint32_t to)
+{
+    if (from != to) {
+        r->members[to] = r->members[from];
+        r->members[to]->slot = to;
+    }
+}
+
+/* Takes m out of r's member array, keeping local members first. */
+static void entry_remove(struct hub_room *r, struct hub_member *m)
+{
+    uint32_t hole = m->slot;
+    if (hole < r->nlocal) {
+        entry_move(r, --r->nlocal, hole);
+        hole = r->nlocal;
+    }
+    entry_move(r, --r->count, hole);
+    if (m->pending)
+        r->npending--;
+}
+
 /* Makes room in r for one more member and its nick. Returns 0, or -1 if out of memory. */
 static int members_reserve(const struct hub *h, struct hub_room *r)
 {
@@ -572,8 +615,7 @@ int hub_join(struct hub *h, struct hub_member *m, const char *name, const char *
     memcpy(m->nick, nick, sizeof(nick));
     m->room = r;
     m->sink = sink;
-    m->slot = r->count;
-    r->members[r->count++] = m;
+    entry_insert(r, m);
     nick_add(h, r, m);
     return 0;
 }
@@ -609,11 +651,117 @@ void hub_leave(struct hub *h, struct hub_member *m)
     if (!r)
         return;
     nick_remove(h, r, m);
-    struct hub_member *last = r->members[--r->count];
-    r->members[m->slot] = last;
-    last->slot = m->slot;
+    entry_remove(r, m);
     m->room = NULL;
     room_shrink(h, r);
+}
+
+/* A roster entry the hub owns (no sink) called nick in r, or NULL. */
+static struct hub_member *owned_find(struct hub *h, const struct hub_room *r, const char *nick)
+{
+    if (!r->nicks)
+        return NULL;
+    for (struct hub_member *m = r->nicks[chain_of(h, r, nick)]; m; m = m->nick_next) {
+        h->probes++;
+        if (!m->sink && strcmp(m->nick, nick) == 0)
+            return m;
+    }
+    return NULL;
+}
+
+void hub_leave_keep(struct hub *h, struct hub_member *m)
+{
+    struct hub_room *r = m->room;
+    if (!r)
+        return;
+    int keep = !m->pending;
+    char nick[HUB_NICK_MAX + 1];
+    memcpy(nick, m->nick, sizeof(nick));
+    hub_leave(h, m);
+    if (keep)
+        hub_roster_add(h, r, nick);
+}
+
+int hub_roster_add(struct hub *h, struct hub_room *r, const char *nick)
+{
+    struct hub_member *m = calloc(1, sizeof(*m));
+    if (!m || members_reserve(h, r) < 0) {
+        free(m);
+        return -1;
+    }
+    if (r->count == 0)
+        link_remove(&r->empty);
+    copy_str(m->nick, nick, HUB_NICK_MAX);
+    m->room = r;
+    entry_insert(r, m);
+    nick_add(h, r, m);
+    return 0;
+}
+
+/* Takes the owned entry m out of r and frees it. */
+static void owned_free(struct hub *h, struct hub_room *r, struct hub_member *m)
+{
+    nick_remove(h, r, m);
+    entry_remove(r, m);
+    free(m);
+}
+
+int hub_roster_remove(struct hub *h, struct hub_room *r, const char *nick)
+{
+    struct hub_member *m = owned_find(h, r, nick);
+    if (!m)
+        return -1;
+    owned_free(h, r, m);
+    room_shrink(h, r);
+    return 0;
+}
+
+int hub_roster_rename(struct hub *h, struct hub_room *r, const char *old, const char *nick)
+{
+    struct hub_member *m = owned_find(h, r, old);
+    if (!m)
+        return -1;
+    nick_remove(h, r, m);
+    copy_str(m->nick, nick, HUB_NICK_MAX);
+    nick_add(h, r, m);
+    return 0;
+}
+
+void hub_roster_clear(struct hub *h, struct hub_room *r)
+{
+    if (r->count == r->nlocal)
+        return;
+    while (r->count > r->nlocal)
+        owned_free(h, r, r->members[r->count - 1]);
+    room_shrink(h, r);
+}
+
+struct hub_member *hub_local_find(struct hub *h, struct hub_room *r, const char *nick)
+{
+    if (!r->nicks)
+        return NULL;
+    for (struct hub_member *m = r->nicks[chain_of(h, r, nick)]; m; m = m->nick_next) {
+        h->probes++;
+        if (m->sink && strcmp(m->nick, nick) == 0)
+            return m;
+    }
+    return NULL;
+}
+
+int hub_nick_taken(struct hub *h, const struct hub_room *r, const char *nick)
+{
+    return nick_find(h, r, nick) != NULL;
+}
+
+void hub_set_pending(struct hub_member *m, int pending)
+{
+    if (!m->room || m->pending == (pending != 0))
+        return;
+    m->pending = pending != 0;
+    if (pending)
+        m->room->npending++;
+    else
+        m->room->npending--;
 }
 
 int hub_rename(struct hub *h, struct hub_member *m, const char *nick)
@@ -633,7 +781,7 @@ int hub_rename(struct hub *h, struct hub_member *m, const char *nick)
  * its sink refuses. ops->cut must not re-enter the hub (see hub.h). */
 static void deliver(struct hub *h, struct hub_member *m, struct sbuf *frame)
 {
-    if (m->cut)
+    if (m->cut || m->pending)
         return;
     if (h->ops->backlog(m->sink) + frame->len > h->cfg.max_backlog || h->ops->send(m->sink, frame) < 0) {
         m->cut = 1;
@@ -644,7 +792,7 @@ static void deliver(struct hub *h, struct hub_member *m, struct sbuf *frame)
 void hub_broadcast(struct hub *h, struct hub_room *room, struct sbuf *frame)
 {
     h->broadcasts++;
-    for (uint32_t i = 0; i < room->count; i++)
+    for (uint32_t i = 0; i < room->nlocal; i++)
         deliver(h, room->members[i], frame);
 }
 
@@ -667,7 +815,17 @@ const char *hub_room_name(const struct hub_room *room)
 
 size_t hub_room_count(const struct hub_room *room)
 {
+    return room->count - room->npending;
+}
+
+size_t hub_room_entries(const struct hub_room *room)
+{
     return room->count;
+}
+
+size_t hub_room_local(const struct hub_room *room)
+{
+    return room->nlocal;
 }
 
 const struct hub_member *hub_room_member(const struct hub_room *room, size_t i)
