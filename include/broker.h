@@ -46,6 +46,7 @@ struct broker_presence {
     const char *why;      /* leave: why, when not by its own choice ("timeout": its node went silent), or NULL */
     int guest;            /* join: no nick was asked for: a cluster broker may pick guest-N */
     int mine;             /* on delivery: about a member of this node */
+    int given;            /* on delivery of a JOIN: nick is the one the cluster gave (else the joiner keeps its own) */
     int refused;          /* on delivery of a rename of mine: the nick was taken, nothing changed */
 };
 

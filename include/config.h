@@ -58,6 +58,7 @@ struct config {
     char redis_password_file[CONFIG_PATH_MAX];
     char redis_prefix[128];
     char node_id[128];                    /* empty = HOSTNAME:PID */
+    unsigned node_timeout;                /* seconds of silence after which a node is taken for dead */
     unsigned history_ttl;                 /* seconds an idle room's history lives in Redis; 0 = for ever */
     uint64_t given;               /* bit i: the i-th option was set explicitly */
 };

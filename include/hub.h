@@ -111,6 +111,12 @@ void hub_roster_clear(struct hub *h, struct hub_room *room);
 /* The local member of room called nick (pending or not), or NULL. */
 struct hub_member *hub_local_find(struct hub *h, struct hub_room *room, const char *nick);
 
+/* The entry of room called nick (local, pending or owned by the hub), or NULL. */
+struct hub_member *hub_member_find(struct hub *h, struct hub_room *room, const char *nick);
+
+/* Gives m a free nick made from its own with a numeric suffix. Returns 0, or -1 if out of memory. */
+int hub_repick(struct hub *h, struct hub_member *m);
+
 /* Whether any entry of room's roster, local or not, is called nick. */
 int hub_nick_taken(struct hub *h, const struct hub_room *room, const char *nick);
 

@@ -1,8 +1,13 @@
 /* broker_redis: rooms in the cluster's order through Redis. Keys of room R
  * (prefix P): P:{R}:seq (the last message number), P:{R}:epoch (changes when
- * the numbering starts again), P:{R}:stream (messages, entry id SEQ-0), and
- * the channel P:ch:R. A publication travels as KIND SEQ ':' EPOCH ':' DATA
- * (KIND M, E or B). A room this node follows is SUBSCRIBING (waiting for its
+ * the numbering starts again), P:{R}:stream (messages, entry id SEQ-0),
+ * P:{R}:members (the roster: nick -> NODE US ID US NICK-ON-ITS-NODE, US being
+ * byte 31), P:{R}:sfx (nick suffix counters), P:{R}:pseq (numbers roster
+ * changes), and the channel P:ch:R. Per node N: P:node:N (R US NICK of each
+ * of its members) and the zset P:nodes (N -> last heartbeat, Redis's clock).
+ * A publication travels as KIND SEQ ':' EPOCH ':' DATA: KIND M (a message,
+ * SEQ its number) or B (binary), or J, N, L (join, rename, leave: SEQ is
+ * the roster change's number, DATA NODE US ID US NICK US OLD US WHY). A room this node follows is SUBSCRIBING (waiting for its
  * subscription), SYNCING (reading its state and stream) or READY; what
  * arrives while it is not ready is held, bounded, and replayed in order.
  * Owns its links and room table; never touches clients, never blocks. */
@@ -15,12 +20,16 @@
 #include <string.h>
 
 #include "log.h"
+#include "loop.h"
 #include "redis_link.h"
 
 #define ROOM_MAX 64
+#define HUB_NICK_BYTES 33      /* a nick and its NUL (hub.h's HUB_NICK_MAX + 1) */
 #define EPOCH_MAX 16
 #define HELD_MAX 10000          /* publications held per room while it catches up */
 #define SYNC_MAX 100000         /* stream entries read by one sync */
+#define EXPIRE_BUDGET 1000      /* members of dead nodes removed per heartbeat */
+#define US "\x1f"               /* separates the fields of a roster entry */
 
 /* Numbers a message, keeps it, publishes it; creates the epoch when missing. */
 static const char PUBLISH_LUA[] =
@@ -46,8 +55,113 @@ static const char PUBLISH_LUA[] =
     "redis.call('PUBLISH', ARGV[1], ARGV[2] .. seq .. ':' .. epoch .. ':' .. ARGV[3])\n"
     "return seq\n";
 
+/* One roster change of a member of node ARGV[3], atomically: a join takes
+ * the wanted nick, or a free one with the wanted nick's next suffix (as the
+ * hub makes them), or guest-N; a rename is refused (0) when the nick is
+ * taken; a leave only removes an entry of the same node (else 0). Each
+ * change is numbered (pseq) and published on the room's channel. */
+static const char PRESENCE_LUA[] =
+    "local epoch = redis.call('GET', KEYS[2])\n"
+    "if not epoch then\n"
+    "  epoch = ARGV[8]\n"
+    "  redis.call('SET', KEYS[2], epoch)\n"
+    "  redis.call('DEL', KEYS[1], KEYS[3])\n"
+    "  if tonumber(ARGV[9]) > 0 then redis.call('EXPIRE', KEYS[2], ARGV[9]) end\n"
+    "end\n"
+    "local us = '\\31'\n"
+    "local function publish(nick, old)\n"
+    "  local ps = redis.call('INCR', KEYS[6])\n"
+    "  redis.call('PUBLISH', ARGV[1], ARGV[2] .. ps .. ':' .. epoch .. ':' .. ARGV[3] .. us .. ARGV[4] .. us ..\n"
+    "    nick .. us .. old .. us .. ARGV[11])\n"
+    "end\n"
+    "local function suffixed(want, k)\n"
+    "  local d = tostring(k)\n"
+    "  local base = #want\n"
+    "  if base + #d > 32 then\n"
+    "    base = 32 - #d\n"
+    "    while base > 0 and bit.band(string.byte(want, base + 1), 192) == 128 do base = base - 1 end\n"
+    "  end\n"
+    "  return string.sub(want, 1, base) .. d\n"
+    "end\n"
+    "local kind = ARGV[2]\n"
+    "if kind == 'J' then\n"
+    "  local want, nick = ARGV[5], ARGV[5]\n"
+    "  if ARGV[7] == '1' then\n"
+    "    repeat nick = 'guest-' .. redis.call('HINCRBY', KEYS[5], '', 1)\n"
+    "    until redis.call('HEXISTS', KEYS[4], nick) == 0\n"
+    "  else\n"
+    "    while redis.call('HEXISTS', KEYS[4], nick) == 1 do\n"
+    "      nick = suffixed(want, redis.call('HINCRBY', KEYS[5], want, 1) + 1)\n"
+    "    end\n"
+    "  end\n"
+    "  redis.call('HSET', KEYS[4], nick, ARGV[3] .. us .. ARGV[4] .. us .. ARGV[6])\n"
+    "  redis.call('HSET', KEYS[7], ARGV[10] .. us .. nick, 1)\n"
+    "  publish(nick, ARGV[6])\n"
+    "  return nick\n"
+    "end\n"
+    "if kind == 'N' then\n"
+    "  if redis.call('HEXISTS', KEYS[4], ARGV[5]) == 1 then return 0 end\n"
+    "  local v = redis.call('HGET', KEYS[4], ARGV[6]) or (ARGV[3] .. us .. ARGV[4] .. us .. ARGV[5])\n"
+    "  redis.call('HDEL', KEYS[4], ARGV[6])\n"
+    "  redis.call('HSET', KEYS[4], ARGV[5], v)\n"
+    "  redis.call('HDEL', KEYS[7], ARGV[10] .. us .. ARGV[6])\n"
+    "  redis.call('HSET', KEYS[7], ARGV[10] .. us .. ARGV[5], 1)\n"
+    "  publish(ARGV[5], ARGV[6])\n"
+    "  return 1\n"
+    "end\n"
+    "local v = redis.call('HGET', KEYS[4], ARGV[5])\n"
+    "if not v or string.sub(v, 1, #ARGV[3] + 1) ~= ARGV[3] .. us then return 0 end\n"
+    "redis.call('HDEL', KEYS[4], ARGV[5])\n"
+    "redis.call('HDEL', KEYS[7], ARGV[10] .. us .. ARGV[5])\n"
+    "publish(ARGV[5], '')\n"
+    "return 1\n";
+
+/* A node's heartbeat (ARGV[1], in the zset KEYS[1], by Redis's clock), and
+ * the expiry of nodes silent for ARGV[2] ms: each of their members leaves
+ * its room (a numbered leave, WHY "timeout"), at most ARGV[4] per call. A
+ * node that was itself silent that long (Redis was away from it, or from
+ * all) expires nobody: the others get a whole timeout to be heard again.
+ * Returns {1 if this node was registered, members removed}. The rooms'
+ * keys are derived here, not passed: this needs a single Redis, not a
+ * Redis Cluster (see docs/design.md). */
+static const char NODE_LUA[] =
+    "local t = redis.call('TIME')\n"
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+    "local was = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
+    "redis.call('ZADD', KEYS[1], now, ARGV[1])\n"
+    "local dead = {}\n"
+    "if was and now - tonumber(was) < tonumber(ARGV[2]) then\n"
+    "  dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]), 'LIMIT', 0, 16)\n"
+    "end\n"
+    "local budget, gone, us = tonumber(ARGV[4]), 0, '\\31'\n"
+    "for _, d in ipairs(dead) do\n"
+    "  local nk = ARGV[3] .. ':node:' .. d\n"
+    "  for _, f in ipairs(redis.call('HKEYS', nk)) do\n"
+    "    if budget <= 0 then break end\n"
+    "    budget = budget - 1\n"
+    "    local room, nick = string.match(f, '^(.-)\\31(.*)$')\n"
+    "    if room then\n"
+    "      local base = ARGV[3] .. ':{' .. room .. '}:'\n"
+    "      local v = redis.call('HGET', base .. 'members', nick)\n"
+    "      if v and string.sub(v, 1, #d + 1) == d .. us then\n"
+    "        redis.call('HDEL', base .. 'members', nick)\n"
+    "        gone = gone + 1\n"
+    "        local epoch = redis.call('GET', base .. 'epoch')\n"
+    "        if epoch then\n"
+    "          local ps = redis.call('INCR', base .. 'pseq')\n"
+    "          redis.call('PUBLISH', ARGV[3] .. ':ch:' .. room, 'L' .. ps .. ':' .. epoch .. ':' .. d .. us ..\n"
+    "            '0' .. us .. nick .. us .. us .. 'timeout')\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "    redis.call('HDEL', nk, f)\n"
+    "  end\n"
+    "  if redis.call('HLEN', nk) == 0 then redis.call('ZREM', KEYS[1], d) end\n"
+    "end\n"
+    "return {was and 1 or 0, gone}\n";
+
 /* A room's state: {last seq, epoch, newest ARGV[1] stream entries (newest
- * first)}. A counter behind what this node delivered in the same epoch (a
+ * first), last roster change number, roster (HGETALL)}. A counter behind what this node delivered in the same epoch (a
  * Redis that lost its last writes) is moved forward, so numbers are never
  * given twice. */
 static const char SYNC_LUA[] =
@@ -67,7 +181,7 @@ static const char SYNC_LUA[] =
     "if tonumber(ARGV[1]) > 0 then\n"
     "  entries = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', ARGV[1])\n"
     "end\n"
-    "return {seq, epoch, entries}\n";
+    "return {seq, epoch, entries, redis.call('GET', KEYS[5]) or '0', redis.call('HGETALL', KEYS[4])}\n";
 
 enum room_state { SUBSCRIBING, SYNCING, READY };
 
@@ -89,6 +203,7 @@ struct rroom {
     uint8_t resync;              /* another sync is wanted when it returns */
     uint8_t known;               /* epoch and last are the cluster's (a sync came back) */
     uint64_t last;               /* the last message delivered here */
+    uint64_t plast;              /* the last roster change delivered here */
     char epoch[EPOCH_MAX + 1];
     struct held *held, **held_tail;
     size_t nheld;
@@ -100,12 +215,14 @@ struct redis_broker {
     char node_id[128];
     struct broker_handler h;
     struct redis_link *cmd, *sub;
-    struct redis_script publish, sync;
+    struct redis_script publish, sync, presence, node;
+    struct loop_timer heartbeat;
+    int registered;              /* a heartbeat of this node reached Redis */
     struct rroom *buckets[1024];
     char epoch_base[9];          /* random per process: epochs this node creates are unique */
     uint32_t epochs_made;
     int was_down;                /* logged as lost, not yet found again */
-    uint64_t pubs_out, pubs_in, gaps, unrepairable, overload, resyncs, refused;
+    uint64_t pubs_out, pubs_in, gaps, unrepairable, overload, resyncs, refused, expired, timed_out;
 };
 
 static uint32_t hash_room(const char *s)
@@ -160,13 +277,52 @@ static void new_epoch(struct redis_broker *rb, char out[EPOCH_MAX + 1])
 }
 
 static void start_sync(struct redis_broker *rb, struct rroom *r);
+static void send_heartbeat(struct redis_broker *rb);
 
 /* ---- delivery ---- */
+
+static int is_presence(char kind)
+{
+    return kind == 'J' || kind == 'N' || kind == 'L';
+}
+
+/* Splits a roster entry NODE US ID US NICK US OLD [US WHY] (NUL-terminated
+ * in buf, cut in place) into e. Returns 0 or -1. */
+static int parse_entry(const struct redis_broker *rb, char *buf, struct broker_presence *e)
+{
+    char *f[5] = {buf, NULL, NULL, NULL, NULL};
+    for (int i = 1; i < 5 && f[i - 1]; i++) {
+        f[i] = strchr(f[i - 1], '\x1f');
+        if (f[i])
+            *f[i]++ = '\0';
+    }
+    if (!f[3])
+        return -1;
+    e->mine = strcmp(f[0], rb->node_id) == 0;
+    e->given = 1;
+    e->id = strtoull(f[1], NULL, 10);
+    e->nick = f[2];
+    e->old = f[3];
+    e->why = f[4] && *f[4] ? f[4] : NULL;
+    return 0;
+}
 
 static void deliver(struct redis_broker *rb, struct rroom *r, char kind, uint64_t seq, const uint8_t *data,
                     size_t len, int history)
 {
-    struct broker_pub p = {.kind = kind == 'M' ? BROKER_MESSAGE : kind == 'E' ? BROKER_EVENT : BROKER_BINARY,
+    if (is_presence(kind)) {
+        char buf[512];
+        struct broker_presence e = {.kind = kind == 'J' ? BROKER_JOIN : kind == 'N' ? BROKER_RENAME : BROKER_LEAVE};
+        r->plast = seq;
+        if (len >= sizeof(buf))
+            return;
+        memcpy(buf, data, len);
+        buf[len] = '\0';
+        if (parse_entry(rb, buf, &e) == 0)
+            rb->h.presence(rb->h.ctx, r->name, &e);
+        return;
+    }
+    struct broker_pub p = {.kind = kind == 'M' ? BROKER_MESSAGE : BROKER_BINARY,
                            .seq = seq, .history = history, .data = data, .len = len};
     if (kind == 'M')
         r->last = seq;
@@ -202,15 +358,17 @@ static void take(struct redis_broker *rb, struct rroom *r, char kind, uint64_t s
         hold(rb, r, kind, seq, epoch, data, len);
         return;
     }
-    if (strcmp(epoch, r->epoch) != 0 || (kind == 'M' && seq > r->last + 1)) {
-        if (kind == 'M' && strcmp(epoch, r->epoch) == 0)
+    int numbered = kind == 'M' || is_presence(kind);
+    uint64_t last = kind == 'M' ? r->last : r->plast;
+    if (strcmp(epoch, r->epoch) != 0 || (numbered && seq > last + 1)) {
+        if (numbered && strcmp(epoch, r->epoch) == 0)
             rb->gaps++;
         hold(rb, r, kind, seq, epoch, data, len);
         start_sync(rb, r);
         return;
     }
-    if (kind == 'M' && seq <= r->last)
-        return;   /* already delivered (from the stream) */
+    if (numbered && seq <= last)
+        return;   /* already delivered (from the stream), or in the roster a sync gave */
     deliver(rb, r, kind, seq, data, len, 0);
 }
 
@@ -247,6 +405,41 @@ static const redisReply *entry_data(const redisReply *e)
     return f->element[1];
 }
 
+/* Hands the roster of a sync reply (HGETALL: nick, value, ...) to the handler. */
+static void deliver_roster(struct redis_broker *rb, struct rroom *r, const redisReply *all)
+{
+    size_t n = all->elements / 2, k = 0;
+    struct broker_presence *e = calloc(n ? n : 1, sizeof(*e));
+    char **bufs = calloc(n ? n : 1, sizeof(*bufs));
+    for (size_t i = 0; e && bufs && i < n; i++) {
+        const redisReply *nick = all->element[2 * i], *v = all->element[2 * i + 1];
+        if (nick->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || nick->len > 64)
+            continue;
+        /* VALUE US NICK parses as NODE, ID, the nick it had on its node, NICK */
+        if (!(bufs[k] = malloc(v->len + nick->len + 2)))
+            break;
+        memcpy(bufs[k], v->str, v->len);
+        bufs[k][v->len] = '\x1f';
+        memcpy(bufs[k] + v->len + 1, nick->str, nick->len);
+        bufs[k][v->len + 1 + nick->len] = '\0';
+        e[k].kind = BROKER_JOIN;
+        if (parse_entry(rb, bufs[k], &e[k]) == 0) {
+            const char *given = e[k].old;
+            e[k].old = e[k].nick;
+            e[k].nick = given;
+            k++;
+        } else {
+            free(bufs[k]);
+        }
+    }
+    if (e && bufs)
+        rb->h.roster(rb->h.ctx, r->name, e, k);
+    for (size_t i = 0; bufs && i < k; i++)
+        free(bufs[i]);
+    free(bufs);
+    free(e);
+}
+
 /* Applies a sync reply: a new epoch (or a first sync) restarts the room and
  * loads its history; the same epoch delivers what this node missed. */
 static void apply_sync(struct redis_broker *rb, struct rroom *r, const redisReply *rep)
@@ -262,6 +455,8 @@ static void apply_sync(struct redis_broker *rb, struct rroom *r, const redisRepl
         rb->h.restart(rb->h.ctx, r->name, r->epoch, seq);
         r->known = 1;
     }
+    deliver_roster(rb, r, rep->element[4]);
+    r->plast = strtoull(rep->element[3]->str, NULL, 10);
     uint64_t from = restart ? 0 : r->last;
     if (!restart && ents->elements && entry_seq(ents->element[ents->elements - 1]) > from + 1 && seq > from)
         rb->unrepairable++;   /* the stream no longer holds all that was missed */
@@ -285,8 +480,9 @@ static void on_sync(struct redis_link *l, struct redisReply *rep, void *privdata
     if (!r)
         return;   /* closed meanwhile */
     r->syncing = 0;
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 || rep->element[0]->type != REDIS_REPLY_STRING ||
-        rep->element[1]->type != REDIS_REPLY_STRING || rep->element[2]->type != REDIS_REPLY_ARRAY) {
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 5 || rep->element[0]->type != REDIS_REPLY_STRING ||
+        rep->element[1]->type != REDIS_REPLY_STRING || rep->element[2]->type != REDIS_REPLY_ARRAY ||
+        rep->element[3]->type != REDIS_REPLY_STRING || rep->element[4]->type != REDIS_REPLY_ARRAY) {
         if (rep)
             log_msg(LOG_WARN, "redis sync failed room=%s error=\"%.*s\"", r->name,
                     rep->type == REDIS_REPLY_ERROR ? (int)rep->len : 0, rep->type == REDIS_REPLY_ERROR ? rep->str : "");
@@ -310,18 +506,21 @@ static void start_sync(struct redis_broker *rb, struct rroom *r)
         r->resync = 1;
         return;
     }
-    char kseq[200], kepoch[200], kstream[200], count[24], ttl[24], epoch[EPOCH_MAX + 1], last[24];
+    char kseq[200], kepoch[200], kstream[200], kmembers[200], kpseq[200], count[24], ttl[24],
+        epoch[EPOCH_MAX + 1], last[24];
     size_t n1 = room_key(rb, r->name, "seq", kseq, sizeof(kseq));
     size_t n2 = room_key(rb, r->name, "epoch", kepoch, sizeof(kepoch));
     size_t n3 = room_key(rb, r->name, "stream", kstream, sizeof(kstream));
+    size_t n4 = room_key(rb, r->name, "members", kmembers, sizeof(kmembers));
+    size_t n5 = room_key(rb, r->name, "pseq", kpseq, sizeof(kpseq));
     uint64_t want = rb->cfg.history < SYNC_MAX ? rb->cfg.history : SYNC_MAX;
     snprintf(count, sizeof(count), "%llu", (unsigned long long)want);
     snprintf(ttl, sizeof(ttl), "%u", rb->cfg.history_ttl);
     new_epoch(rb, epoch);
     snprintf(last, sizeof(last), "%llu", (unsigned long long)r->last);
     const char *known = r->known ? r->epoch : "";
-    const char *argv[] = {kseq, kepoch, kstream, count, epoch, ttl, known, last};
-    size_t lens[] = {n1, n2, n3, strlen(count), strlen(epoch), strlen(ttl), strlen(known), strlen(last)};
+    const char *argv[] = {kseq, kepoch, kstream, kmembers, kpseq, count, epoch, ttl, known, last};
+    size_t lens[] = {n1, n2, n3, n4, n5, strlen(count), strlen(epoch), strlen(ttl), strlen(known), strlen(last)};
     void **priv = malloc(2 * sizeof(void *));
     char *name = strdup(r->name);
     r->state = SYNCING;
@@ -333,7 +532,7 @@ static void start_sync(struct redis_broker *rb, struct rroom *r)
     }
     priv[0] = rb;
     priv[1] = name;
-    if (redis_link_evalsha(rb->cmd, &rb->sync, on_sync, priv, 3, 8, argv, lens) < 0) {
+    if (redis_link_evalsha(rb->cmd, &rb->sync, on_sync, priv, 5, 10, argv, lens) < 0) {
         free(name);
         free(priv);
         r->state = SUBSCRIBING;   /* the link is down: caught up when it is back */
@@ -371,6 +570,9 @@ static void on_state(struct redis_link *l, int up, const char *reason, void *ctx
          * NOSCRIPT: a retried publication would land after later ones. */
         redis_link_script_load(rb->cmd, &rb->publish, NULL, NULL);
         redis_link_script_load(rb->cmd, &rb->sync, NULL, NULL);
+        redis_link_script_load(rb->cmd, &rb->presence, NULL, NULL);
+        redis_link_script_load(rb->cmd, &rb->node, NULL, NULL);
+        send_heartbeat(rb);
     }
     if (up && links_up(rb))
         subscribe_all(rb);   /* again after any loss: every room is caught up from its stream */
@@ -393,7 +595,7 @@ static int parse_pub(const char *p, size_t n, char *kind, uint64_t *seq, char ep
 {
     const char *c1 = n ? memchr(p, ':', n) : NULL;
     const char *c2 = c1 ? memchr(c1 + 1, ':', n - (size_t)(c1 + 1 - p)) : NULL;
-    if (!c2 || (p[0] != 'M' && p[0] != 'E' && p[0] != 'B') || c2 - c1 - 1 > EPOCH_MAX)
+    if (!c2 || (p[0] != 'M' && p[0] != 'B' && !is_presence(p[0])) || c2 - c1 - 1 > EPOCH_MAX)
         return -1;
     *kind = p[0];
     *seq = strtoull(p + 1, NULL, 10);
@@ -449,7 +651,7 @@ static int redis_publish(void *impl, const char *room, const struct broker_pub *
 {
     struct redis_broker *rb = impl;
     char kseq[200], kepoch[200], kstream[200], ch[200], maxlen[24], ttl[24], epoch[EPOCH_MAX + 1];
-    const char *kind = p->kind == BROKER_MESSAGE ? "M" : p->kind == BROKER_EVENT ? "E" : "B";
+    const char *kind = p->kind == BROKER_MESSAGE ? "M" : "B";
     size_t n1 = room_key(rb, room, "seq", kseq, sizeof(kseq)), n2 = room_key(rb, room, "epoch", kepoch, sizeof(kepoch));
     size_t n3 = room_key(rb, room, "stream", kstream, sizeof(kstream)), n4 = channel_of(rb, room, ch, sizeof(ch));
     snprintf(maxlen, sizeof(maxlen), "%llu", (unsigned long long)rb->cfg.history);
@@ -463,6 +665,134 @@ static int redis_publish(void *impl, const char *room, const struct broker_pub *
     }
     rb->pubs_out++;
     return 0;
+}
+
+/* What a roster change's reply needs: a rename refused, a leave of an
+ * entry no longer this node's, or a join that did not reach Redis, is
+ * handed back to the handler here (nothing was published). */
+struct presence_call {
+    struct redis_broker *rb;
+    struct broker_presence p;
+    char room[ROOM_MAX + 1], nick[HUB_NICK_BYTES], old[HUB_NICK_BYTES];
+};
+
+static void on_presence(struct redis_link *l, struct redisReply *rep, void *privdata)
+{
+    (void)l;
+    struct presence_call *pc = privdata;
+    struct broker_presence *p = &pc->p;
+    int failed = !rep || rep->type == REDIS_REPLY_ERROR;
+    if (rep && rep->type == REDIS_REPLY_ERROR)
+        log_msg(LOG_WARN, "redis roster change failed room=%s error=\"%.*s\"", pc->room, (int)rep->len, rep->str);
+    int nothing = rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 0;
+    if ((p->kind == BROKER_JOIN && failed) || (p->kind != BROKER_JOIN && nothing)) {
+        p->refused = 1;
+        pc->rb->h.presence(pc->rb->h.ctx, pc->room, p);
+    }
+    free(pc);
+}
+
+static int redis_presence(void *impl, const char *room, const struct broker_presence *p)
+{
+    struct redis_broker *rb = impl;
+    struct presence_call *pc = calloc(1, sizeof(*pc));
+    char keys[7][200], ch[200], id[24], ttl[24], epoch[EPOCH_MAX + 1], nodekey[300];
+    static const char *const what[] = {"seq", "epoch", "stream", "members", "sfx", "pseq"};
+    static const char *const kinds[] = {"J", "N", "L"};
+    if (!pc)
+        return -1;
+    const char *argv[18];
+    size_t lens[18];
+    for (int i = 0; i < 6; i++) {
+        argv[i] = keys[i];
+        lens[i] = room_key(rb, room, what[i], keys[i], sizeof(keys[i]));
+    }
+    int nk = snprintf(nodekey, sizeof(nodekey), "%s:node:%s", rb->prefix, rb->node_id);
+    snprintf(id, sizeof(id), "%llu", (unsigned long long)p->id);
+    snprintf(ttl, sizeof(ttl), "%u", rb->cfg.history_ttl);
+    new_epoch(rb, epoch);
+    const char *old = p->old ? p->old : "";
+    const char *why = p->why ? p->why : "";
+    const char *rest[] = {nodekey, ch, kinds[p->kind], rb->node_id, id, p->nick, old, p->guest ? "1" : "0",
+                          epoch, ttl, room, why};
+    for (int i = 0; i < 12; i++) {
+        argv[6 + i] = rest[i];
+        lens[6 + i] = strlen(rest[i]);
+    }
+    lens[6] = nk > 0 && (size_t)nk < sizeof(nodekey) ? (size_t)nk : 0;
+    lens[7] = channel_of(rb, room, ch, sizeof(ch));
+    pc->rb = rb;
+    pc->p = *p;
+    snprintf(pc->room, sizeof(pc->room), "%s", room);
+    snprintf(pc->nick, sizeof(pc->nick), "%s", p->nick);
+    snprintf(pc->old, sizeof(pc->old), "%s", old);
+    pc->p.nick = pc->nick;
+    pc->p.old = pc->old;
+    pc->p.why = NULL;
+    pc->p.mine = 1;
+    int ok = lens[6] && lens[7];
+    for (int i = 0; i < 6; i++)
+        ok = ok && lens[i];
+    if (!ok || redis_link_evalsha(rb->cmd, &rb->presence, on_presence, pc, 7, 18, argv, lens) < 0) {
+        free(pc);
+        rb->refused++;
+        return -1;
+    }
+    rb->pubs_out++;
+    return 0;
+}
+
+/* ---- node liveness ---- */
+
+static void resync_all(struct redis_broker *rb)
+{
+    for (size_t b = 0; b < sizeof(rb->buckets) / sizeof(rb->buckets[0]); b++)
+        for (struct rroom *r = rb->buckets[b]; r; r = r->next)
+            if (r->state == READY)
+                start_sync(rb, r);
+}
+
+static void on_heartbeat(struct redis_link *l, struct redisReply *rep, void *privdata)
+{
+    (void)l;
+    struct redis_broker *rb = privdata;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || rep->element[0]->type != REDIS_REPLY_INTEGER ||
+        rep->element[1]->type != REDIS_REPLY_INTEGER) {
+        if (rep && rep->type == REDIS_REPLY_ERROR)
+            log_msg(LOG_WARN, "redis heartbeat failed error=\"%.*s\"", (int)rep->len, rep->str);
+        return;
+    }
+    if (rep->element[1]->integer > 0) {
+        rb->expired += (uint64_t)rep->element[1]->integer;
+        log_msg(LOG_WARN, "redis: members of silent nodes left their rooms count=%lld", rep->element[1]->integer);
+    }
+    if (rb->registered && rep->element[0]->integer == 0) {
+        /* the others took this node for dead: its members left; they join again */
+        rb->timed_out++;
+        log_msg(LOG_ERROR, "redis: this node was taken for dead (silent over the node timeout); rejoining node=%s",
+                rb->node_id);
+        resync_all(rb);
+    }
+    rb->registered = 1;
+}
+
+static void send_heartbeat(struct redis_broker *rb)
+{
+    char nodes[200], timeout[24], budget[24];
+    int n = snprintf(nodes, sizeof(nodes), "%s:nodes", rb->prefix);
+    snprintf(timeout, sizeof(timeout), "%llu", (unsigned long long)rb->cfg.node_timeout_ms);
+    snprintf(budget, sizeof(budget), "%d", EXPIRE_BUDGET);
+    const char *argv[] = {nodes, rb->node_id, timeout, rb->prefix, budget};
+    size_t lens[] = {(size_t)n, strlen(rb->node_id), strlen(timeout), strlen(rb->prefix), strlen(budget)};
+    if (n > 0 && (size_t)n < sizeof(nodes) && redis_link_is_up(rb->cmd))
+        redis_link_evalsha(rb->cmd, &rb->node, on_heartbeat, rb, 1, 5, argv, lens);
+}
+
+static void on_heartbeat_timer(struct loop *l, struct loop_timer *t)
+{
+    struct redis_broker *rb = (struct redis_broker *)(void *)((char *)t - offsetof(struct redis_broker, heartbeat));
+    send_heartbeat(rb);
+    loop_timer_after(l, t, rb->cfg.node_timeout_ms / 3);
 }
 
 static void redis_room_open(void *impl, const char *room)
@@ -533,6 +863,10 @@ static void redis_metrics(void *impl, struct metrics *m)
     metrics_value(m, "redis_dropped_overload", "wshub_redis_dropped_overload_total", METRICS_COUNTER,
                   "Times a room's held publications passed the bound and were dropped for a resync.",
                   rb->overload);
+    metrics_value(m, "redis_members_expired", "wshub_redis_members_expired_total", METRICS_COUNTER,
+                  "Members of silent nodes this node removed from their rooms.", rb->expired);
+    metrics_value(m, "redis_node_timed_out", "wshub_redis_node_timed_out_total", METRICS_COUNTER,
+                  "Times the other nodes took this node for dead (its members joined again).", rb->timed_out);
     metrics_value(m, "redis_refused", "wshub_redis_refused_total", METRICS_COUNTER,
                   "Publications refused or lost because Redis was unreachable.", rb->refused);
 }
@@ -540,6 +874,7 @@ static void redis_metrics(void *impl, struct metrics *m)
 static void redis_free(void *impl)
 {
     struct redis_broker *rb = impl;
+    loop_timer_cancel(rb->cfg.loop, &rb->heartbeat);
     redis_link_free(rb->cmd);
     redis_link_free(rb->sub);
     for (size_t b = 0; b < sizeof(rb->buckets) / sizeof(rb->buckets[0]); b++) {
@@ -556,6 +891,7 @@ static void redis_free(void *impl)
 static const struct broker_ops redis_ops = {
     .name = "redis",
     .publish = redis_publish,
+    .presence = redis_presence,
     .room_open = redis_room_open,
     .room_close = redis_room_close,
     .available = redis_available,
@@ -578,6 +914,10 @@ int broker_redis_init(struct broker *b, const struct broker_handler *h, const st
     rb->h = *h;
     redis_script_init(&rb->publish, PUBLISH_LUA);
     redis_script_init(&rb->sync, SYNC_LUA);
+    redis_script_init(&rb->presence, PRESENCE_LUA);
+    redis_script_init(&rb->node, NODE_LUA);
+    if (rb->cfg.node_timeout_ms < 1000)
+        rb->cfg.node_timeout_ms = 1000;
     struct redis_link_callbacks cbs = {.state = on_state, .message = on_message};
     struct redis_link_options sub_opt = {.pubsub = 1};
     rb->cmd = redis_link_new(cfg->loop, &cfg->url, NULL, &cbs, rb);
@@ -588,6 +928,8 @@ int broker_redis_init(struct broker *b, const struct broker_handler *h, const st
         free(rb);
         return -1;
     }
+    rb->heartbeat.cb = on_heartbeat_timer;
+    loop_timer_after(cfg->loop, &rb->heartbeat, rb->cfg.node_timeout_ms / 3);
     *b = (struct broker){.ops = &redis_ops, .impl = rb};
     return 0;
 }

@@ -23,6 +23,7 @@
 #include "ws.h"
 
 #define NICK_QUERY_MAX 256
+#define JOINERS_BUCKETS 1024
 
 _Static_assert(COMMAND_NICK_MAX <= HUB_NICK_MAX, "a valid nick must fit the hub's nick");
 _Static_assert(COMMAND_ROOM_MAX <= HUB_ROOM_MAX, "a valid room name must fit the hub's room name");
@@ -39,6 +40,7 @@ struct chat {
     uint64_t events_failed;   /* events dropped because they could not be built */
     uint64_t binary_dropped;  /* binary relays the broker could not take */
     uint64_t joins;           /* numbers the joins of this node's members */
+    struct joining *joiners[JOINERS_BUCKETS];   /* members not yet welcomed, by join id */
 };
 
 /* What a reconnecting client says it has seen: ?since=SEQ&epoch=E. */
@@ -52,6 +54,8 @@ struct resume {
  * order (the member is pending in the hub until it comes back), or the room
  * is not yet in order. */
 struct joining {
+    struct joining *next;  /* in its chat.joiners chain */
+    struct chat_client *cl;
     struct resume resume;
     uint64_t id;           /* this node's number for the join, to know it when it comes back */
     int sent;              /* the join was published: a leave must follow it */
@@ -358,13 +362,32 @@ static void welcome(struct chat *chat, struct chat_client *cl, const struct resu
     event_send(chat, cl);
 }
 
+static struct joining **joiner_slot(struct chat *chat, uint64_t id)
+{
+    struct joining **p = &chat->joiners[id % JOINERS_BUCKETS];
+    while (*p && (*p)->id != id)
+        p = &(*p)->next;
+    return p;
+}
+
+/* Forgets cl's join (it was welcomed, or it left). */
+static void joining_drop(struct chat *chat, struct chat_client *cl)
+{
+    struct joining *j = cl->waiting;
+    if (!j)
+        return;
+    struct joining **p = joiner_slot(chat, j->id);
+    if (*p == j)
+        *p = j->next;
+    cl->waiting = NULL;
+    free(j);
+}
+
 /* Welcomes cl (settled, in a room in order) and forgets how it joined. */
 static void welcome_joined(struct chat *chat, struct chat_client *cl)
 {
-    struct joining *j = cl->waiting;
-    cl->waiting = NULL;
-    welcome(chat, cl, &j->resume);
-    free(j);
+    welcome(chat, cl, &cl->waiting->resume);
+    joining_drop(chat, cl);
 }
 
 /* Publishes cl's join into its room's order; it is welcomed when the join
@@ -382,10 +405,13 @@ static void chat_open(void *ctx, struct conn *c, const struct http_request *req)
     if (resume_from_query(req->query, &j->resume) < 0)
         j->resume.asked = 0;   /* accept checked it already */
     j->id = ++chat->joins;
+    j->cl = cl;
+    j->next = chat->joiners[j->id % JOINERS_BUCKETS];
+    chat->joiners[j->id % JOINERS_BUCKETS] = j;
     cl->waiting = j;
-    struct broker_presence p = {.kind = BROKER_JOIN, .id = j->id, .nick = cl->member.nick,
-                                .old = cl->member.nick,
-                                .guest = http_query_get(req->query, "nick", nick, sizeof(nick)) <= 0};
+    long asked = http_query_get(req->query, "nick", nick, sizeof(nick));   /* checked by accept */
+    struct broker_presence p = {.kind = BROKER_JOIN, .id = j->id, .nick = asked > 0 ? nick : cl->member.nick,
+                                .old = cl->member.nick, .guest = asked <= 0};
     if (broker_presence(&chat->broker, hub_room_name(cl->member.room), &p) < 0) {
         conn_close(c, WS_CLOSE_TRY_AGAIN, "the cluster is unavailable: try again later");
         return;
@@ -452,29 +478,33 @@ static void presence_event(struct chat *chat, struct hub_room *room, const char 
     event_send_all(chat, room);
 }
 
-/* Gives local member m the nick the room's order gave it; an entry the hub
- * owns that still holds the nick here is stale (the order says so) and goes. */
+/* Gives local member m the nick the room's order gave it. Whoever else
+ * holds it here gives way: an entry the hub owns is stale (the order says
+ * so) and goes; a pending member's nick was only its node's guess and
+ * changes. */
 static void take_nick(struct chat *chat, struct hub_room *room, struct hub_member *m, const char *nick)
 {
-    if (strcmp(m->nick, nick) == 0)
+    struct hub_member *holder = hub_member_find(chat->hub, room, nick);
+    if (holder == m)
         return;
-    if (hub_rename(chat->hub, m, nick) < 0) {
+    if (holder && !holder->sink)
         hub_roster_remove(chat->hub, room, nick);
-        hub_rename(chat->hub, m, nick);
-    }
+    else if (holder && holder->pending)
+        hub_repick(chat->hub, holder);
+    if (hub_rename(chat->hub, m, nick) < 0)
+        log_msg(LOG_WARN, "chat: two members of room %s are called %s here", hub_room_name(room), nick);
 }
 
-/* This node's member that is waiting for join id under nick old, or NULL. */
-static struct chat_client *joiner(struct chat *chat, struct hub_room *room, const char *old, uint64_t id)
+/* This node's member in room whose join is id and not yet settled, or NULL. */
+static struct chat_client *joiner(struct chat *chat, struct hub_room *room, uint64_t id)
 {
-    struct hub_member *m = hub_local_find(chat->hub, room, old);
-    struct chat_client *cl = m ? client_of(m) : NULL;
-    return cl && m->pending && cl->waiting && cl->waiting->id == id ? cl : NULL;
+    struct joining *j = *joiner_slot(chat, id);
+    return j && j->cl->member.room == room && j->cl->member.pending ? j->cl : NULL;
 }
 
 static void presence_join(struct chat *chat, struct hub_room *room, const struct broker_presence *p)
 {
-    struct chat_client *cl = p->mine ? joiner(chat, room, p->old, p->id) : NULL;
+    struct chat_client *cl = p->mine && p->id ? joiner(chat, room, p->id) : NULL;
     struct hub_member *again = p->mine && !cl ? hub_local_find(chat->hub, room, p->old) : NULL;
     if (again && !again->pending) {
         /* a member of ours joined again after the cluster lost it: only its nick may change */
@@ -488,7 +518,8 @@ static void presence_join(struct chat *chat, struct hub_room *room, const struct
         return;
     }
     if (cl) {
-        take_nick(chat, room, &cl->member, p->nick);
+        if (p->given)
+            take_nick(chat, room, &cl->member, p->nick);
         hub_set_pending(&cl->member, 0);
         if (hub_room_ready(room))
             welcome_joined(chat, cl);
@@ -496,7 +527,7 @@ static void presence_join(struct chat *chat, struct hub_room *room, const struct
         event_failed(chat);
         return;
     }
-    presence_event(chat, room, "join", p->nick, NULL, hub_room_count(room));
+    presence_event(chat, room, "join", cl ? cl->member.nick : p->nick, NULL, hub_room_count(room));
 }
 
 static void presence_rename(struct chat *chat, struct hub_room *room, const struct broker_presence *p)
@@ -562,7 +593,7 @@ static void chat_roster(void *ctx, const char *name, const struct broker_presenc
             continue;
         }
         struct hub_member *m = hub_local_find(chat->hub, room, e[i].nick);
-        struct chat_client *cl = joiner(chat, room, e[i].old, e[i].id);
+        struct chat_client *cl = joiner(chat, room, e[i].id);
         if (m && !m->pending) {
             m->seen = 1;
         } else if (cl) {
@@ -595,7 +626,7 @@ static void chat_close(void *ctx, struct conn *c)
     char nick[HUB_NICK_MAX + 1];
     memcpy(nick, cl->member.nick, sizeof(nick));
     int sent = !cl->waiting || cl->waiting->sent;
-    free(cl->waiting);
+    joining_drop(chat, cl);
     hub_leave_keep(chat->hub, &cl->member);
     conn_set_data(c, NULL);
     pool_free(&chat->clients, cl);

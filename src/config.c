@@ -89,6 +89,8 @@ static const struct option_def options[] = {
     {"redis-prefix", K_STRING, FIELD(redis_prefix), "STR", "prefix of every Redis key, so clusters can share one",
      0, 0},
     {"node-id", K_STRING, FIELD(node_id), "STR", "this node's name in the cluster (default HOSTNAME:PID)", 0, 0},
+    {"node-timeout", K_SECONDS, FIELD(node_timeout), "S",
+     "with --redis: a node silent this long is taken for dead and its members leave; 1 or more", 0, 0},
     {"history-ttl", K_SECONDS, FIELD(history_ttl), "S",
      "with --redis: an idle room's history expires after S seconds; 0 = never", 0, 0},
     {"workers", K_WORKERS, FIELD(workers), "N|auto",
@@ -133,6 +135,7 @@ void config_defaults(struct config *cfg)
     cfg->history_total_bytes = 256u << 20;
     cfg->max_resume = cfg->history;
     strcpy(cfg->redis_prefix, "wshub");
+    cfg->node_timeout = 15;
     cidr_parse("127.0.0.0/8", &cfg->stats_allow[0]);
     cidr_parse("::1", &cfg->stats_allow[1]);
     cfg->n_stats_allow = 2;
@@ -564,6 +567,10 @@ int config_check(struct config *cfg, FILE *err)
     }
     if (!config_given(cfg, "max-resume"))
         cfg->max_resume = cfg->history;
+    if (cfg->node_timeout == 0) {
+        fprintf(err, "wshub: --node-timeout 0: a node must be taken for dead after 1 second of silence or more\n");
+        return 2;
+    }
     if (cfg->ping_interval && cfg->idle_timeout && cfg->idle_timeout <= cfg->ping_interval) {
         fprintf(err, "wshub: --idle-timeout %u conflicts with --ping-interval %u: a client that only "
                      "answers pings would be closed as idle\n", cfg->idle_timeout, cfg->ping_interval);

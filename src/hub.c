@@ -748,6 +748,23 @@ struct hub_member *hub_local_find(struct hub *h, struct hub_room *r, const char 
     return NULL;
 }
 
+struct hub_member *hub_member_find(struct hub *h, struct hub_room *r, const char *nick)
+{
+    return nick_find(h, r, nick);
+}
+
+int hub_repick(struct hub *h, struct hub_member *m)
+{
+    char want[HUB_NICK_MAX + 1], nick[HUB_NICK_MAX + 1];
+    memcpy(want, m->nick, sizeof(want));
+    if (pick_nick(h, m->room, want, nick) < 0)
+        return -1;
+    nick_remove(h, m->room, m);
+    memcpy(m->nick, nick, sizeof(nick));
+    nick_add(h, m->room, m);
+    return 0;
+}
+
 int hub_nick_taken(struct hub *h, const struct hub_room *r, const char *nick)
 {
     return nick_find(h, r, nick) != NULL;

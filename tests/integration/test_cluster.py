@@ -49,6 +49,17 @@ async def messages(ws, want, timeout=10):
     return got
 
 
+async def until_event(ws, type_, timeout=10, **fields):
+    """The next event of type_ whose fields match (others skipped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        assert left > 0, "no %s event with %r" % (type_, fields)
+        e = await recv_event(ws, left)
+        if e["type"] == type_ and all(e.get(k) == v for k, v in fields.items()):
+            return e
+
+
 def http_status(srv, path):
     try:
         with urllib.request.urlopen("http://%s:%d%s" % (srv.host, srv.port, path), timeout=5) as r:
@@ -135,7 +146,7 @@ def test_resume_across_nodes(start_server, redis_server):
 
 
 def test_redis_down_then_back_loses_nothing(start_server, redis_server):
-    a, b = nodes(start_server, redis_server, 2)
+    a, b = nodes(start_server, redis_server, 2, "--node-timeout", "2")
 
     async def go():
         x, _ = await welcome_of(a, "c4", "xavier")
@@ -167,9 +178,16 @@ def test_redis_down_then_back_loses_nothing(start_server, redis_server):
         for ws in (x, y):
             got = await messages(ws, 1)
             assert got == [(3, "after")], got
+        # Redis was away longer than --node-timeout: nobody was taken for dead
+        await asyncio.sleep(2.5)
+        for ws in (x, y):
+            await ws.send("/who")
+            e = await until_event(ws, "members")
+            assert sorted(e["members"]) == ["xavier", "yvonne"], e
         await close_all(x, y)
     run(go(), timeout=60)
     assert stats(a)["redis_reconnects"] >= 1
+    assert stats(a)["redis_members_expired"] == 0 and stats(b)["redis_members_expired"] == 0
 
 
 def test_redis_restarted_empty_changes_the_epoch(start_server, redis_server):
@@ -196,7 +214,15 @@ def test_redis_restarted_empty_changes_the_epoch(start_server, redis_server):
         await x.send("new")
         got = await messages(y, 1)
         assert got == [(1, "new")], got
-        await close_all(x, y)
+        # the roster Redis lost is built again by the nodes that hold the members
+        z, w = await welcome_of(a, "c5", "zoe")
+        assert sorted(w["members"]) == ["xavier", "yvonne", "zoe"] and w["count"] == 3, w
+        e = await until_event(y, "join", nick="zoe")
+        assert e["count"] == 3, e
+        await y.send("/who")
+        e = await until_event(y, "members")
+        assert sorted(e["members"]) == ["xavier", "yvonne", "zoe"], e
+        await close_all(x, y, z)
     run(go(), timeout=60)
 
 
@@ -241,3 +267,113 @@ def test_leave_reaches_other_nodes(start_server, redis_server):
                 break
         await close_all(y)
     run(go())
+
+
+def test_presence_spans_nodes(start_server, redis_server):
+    """welcome, count, /who, join and leave describe the whole cluster."""
+    a, b, c = nodes(start_server, redis_server, 3)
+
+    async def go():
+        wa, w = await welcome_of(a, "p1", "alice")
+        assert w["members"] == ["alice"] and w["count"] == 1, w
+        wb, w = await welcome_of(b, "p1", "bob")
+        assert sorted(w["members"]) == ["alice", "bob"] and w["count"] == 2, w
+        e = await until_event(wa, "join", nick="bob")
+        assert e["count"] == 2, e
+        wc, w = await welcome_of(c, "p1", "carol")
+        assert sorted(w["members"]) == ["alice", "bob", "carol"] and w["count"] == 3, w
+        for ws in (wa, wb):
+            e = await until_event(ws, "join", nick="carol")
+            assert e["count"] == 3, e
+        await wa.send("/who")
+        e = await until_event(wa, "members")
+        assert sorted(e["members"]) == ["alice", "bob", "carol"] and e["count"] == 3, e
+        await close_all(wb)
+        for ws in (wa, wc):
+            e = await until_event(ws, "leave", nick="bob")
+            assert e["count"] == 2, e
+        await wc.send("/who")
+        e = await until_event(wc, "members")
+        assert sorted(e["members"]) == ["alice", "carol"] and e["count"] == 2, e
+        await close_all(wa, wc)
+    run(go())
+
+
+def test_nick_unique_across_nodes_under_concurrent_joins(start_server, redis_server):
+    srvs = nodes(start_server, redis_server, 3)
+
+    async def go():
+        per = 4
+        joins = [welcome_of(srvs[i % 3], "p2", "same") for i in range(3 * per)]
+        got = await asyncio.gather(*joins)
+        nicks = [w["nick"] for _, w in got]
+        assert len(set(nicks)) == len(nicks), nicks
+        assert "same" in nicks and all(n == "same" or n.startswith("same") for n in nicks), nicks
+        guests = await asyncio.gather(*(connect(srvs[i % 3], "/ws/p2") for i in range(6)))
+        gw = [await recv_event(ws) for ws in guests]
+        gnicks = [w["nick"] for w in gw]
+        assert len(set(gnicks)) == 6 and all(n.startswith("guest-") for n in gnicks), gnicks
+        # a nick held on another node cannot be taken with /nick
+        ws0 = got[0][0]
+        other = [n for n in nicks if n != got[0][1]["nick"]][0]
+        await asyncio.sleep(0.3)   # every join has reached every node
+        await ws0.send("/nick " + other)
+        e = await until_event(ws0, "error")
+        assert e["code"] == "nick_taken", e
+        await ws0.send("/nick fresh")
+        e = await until_event(ws0, "nick", nick="fresh")
+        assert e["old"] == got[0][1]["nick"], e
+        await close_all(*(ws for ws, _ in got), *guests)
+    run(go())
+
+
+def test_concurrent_renames_to_one_nick_across_nodes(start_server, redis_server):
+    a, b = nodes(start_server, redis_server, 2)
+
+    async def go():
+        wa, _ = await welcome_of(a, "p3", "x1")
+        wb, _ = await welcome_of(b, "p3", "x2")
+        await until_event(wa, "join", nick="x2")
+        await asyncio.gather(wa.send("/nick prize"), wb.send("/nick prize"))
+        outcomes = []
+        for ws, me in ((wa, "x1"), (wb, "x2")):   # each one's own rename, or its error
+            e = await recv_event(ws, 10)
+            while not (e["type"] == "error" or (e["type"] == "nick" and e["old"] == me)):
+                e = await recv_event(ws, 10)
+            outcomes.append(e)
+        kinds = sorted(e["type"] for e in outcomes)
+        assert kinds == ["error", "nick"], outcomes
+        assert [e["code"] for e in outcomes if e["type"] == "error"] == ["nick_taken"], outcomes
+        await close_all(wa, wb)
+    run(go())
+
+
+def test_members_of_a_killed_node_leave(start_server, redis_server):
+    a, b = nodes(start_server, redis_server, 2, "--node-timeout", "2")
+
+    async def go():
+        wa, _ = await welcome_of(a, "p4", "stays")
+        wb, _ = await welcome_of(b, "p4", "doomed")
+        await until_event(wa, "join", nick="doomed")
+        t0 = time.monotonic()
+        b.kill()
+        e = await until_event(wa, "leave", nick="doomed", timeout=15)
+        took = time.monotonic() - t0
+        assert e["count"] == 1 and e.get("reason") == "timeout", e
+        assert took < 2 + 2, "the leave took %.1f s with --node-timeout 2" % took
+        await wa.send("/who")
+        e = await until_event(wa, "members")
+        assert e["members"] == ["stays"], e
+        # the dead node's nick is free again
+        wc, w = await welcome_of(a, "p4", "doomed")
+        assert w["nick"] == "doomed", w
+        await close_all(wa, wc)
+    run(go())
+    assert stats(a)["redis_members_expired"] >= 1
+
+
+def test_node_timeout_option_checked(start_server):
+    import subprocess
+    from conftest import BINARY
+    r = subprocess.run([BINARY, "--node-timeout", "0"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 2 and "--node-timeout" in r.stderr, r

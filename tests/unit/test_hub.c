@@ -1610,6 +1610,107 @@ START_TEST(free_after_everyone_left)
 }
 END_TEST
 
+/* ---- the roster: entries of other nodes, pending joiners, kept leavers ---- */
+
+START_TEST(roster_entries_count_but_get_nothing)
+{
+    hub_setup(10, 16, 0, 1 << 20);
+    struct tsink a = {0}, b = {0};
+    struct hub_room *r = join(&a, "ro", "alice");
+    ck_assert_int_eq(hub_roster_add(T.h, r, "remote1"), 0);
+    ck_assert_int_eq(hub_roster_add(T.h, r, "remote2"), 0);
+    join(&b, "ro", "remote1");                   /* a nick held elsewhere gets a suffix */
+    ck_assert_str_eq(b.m.nick, "remote12");
+    ck_assert_uint_eq(hub_room_count(r), 4);
+    ck_assert_uint_eq(hub_room_local(r), 2);
+    for (size_t i = 0; i < hub_room_local(r); i++)   /* local members come first */
+        ck_assert_ptr_nonnull(hub_room_member(r, i)->sink);
+    for (size_t i = hub_room_local(r); i < hub_room_entries(r); i++)
+        ck_assert_ptr_null(hub_room_member(r, i)->sink);
+    struct sbuf *f = frame_new(8, 'x');
+    hub_broadcast(T.h, r, f);
+    ck_assert_uint_eq(a.nframes, 1);
+    ck_assert_uint_eq(b.nframes, 1);
+    ck_assert_int_eq(f->refs, 3);                 /* the two local members and ours */
+    sbuf_unref(f);
+    ck_assert_int_eq(hub_roster_rename(T.h, r, "remote2", "renamed"), 0);
+    ck_assert_int_eq(hub_nick_taken(T.h, r, "remote2"), 0);
+    ck_assert_int_eq(hub_nick_taken(T.h, r, "renamed"), 1);
+    ck_assert_int_eq(hub_roster_remove(T.h, r, "alice"), -1);   /* a local member is not the hub's */
+    ck_assert_int_eq(hub_roster_remove(T.h, r, "renamed"), 0);
+    ck_assert_uint_eq(hub_room_count(r), 3);
+    hub_roster_clear(T.h, r);
+    ck_assert_uint_eq(hub_room_count(r), 2);
+    ck_assert_int_eq(hub_nick_taken(T.h, r, "remote1"), 0);
+    sink_release(&a);
+    sink_release(&b);
+    hub_leave(T.h, &a.m);
+    hub_leave(T.h, &b.m);
+    hub_free(T.h);
+}
+END_TEST
+
+START_TEST(pending_member_is_not_counted_or_sent_to)
+{
+    hub_setup(10, 16, 0, 1 << 20);
+    struct tsink a = {0}, p = {0};
+    struct hub_room *r = join(&a, "pe", "alice");
+    ck_assert_int_eq(hub_roster_add(T.h, r, "far"), 0);
+    join(&p, "pe", "newbie");
+    hub_set_pending(&p.m, 1);
+    ck_assert_uint_eq(hub_room_count(r), 2);
+    ck_assert_uint_eq(hub_room_local(r), 2);
+    struct sbuf *f = frame_new(8, 'y');
+    hub_broadcast(T.h, r, f);
+    ck_assert_uint_eq(p.nframes, 0);
+    hub_set_pending(&p.m, 0);
+    ck_assert_uint_eq(hub_room_count(r), 3);
+    hub_broadcast(T.h, r, f);
+    ck_assert_uint_eq(p.nframes, 1);
+    sbuf_unref(f);
+    /* a pending member's nick gives way to one the cluster gave elsewhere */
+    hub_set_pending(&p.m, 1);
+    ck_assert_ptr_eq(hub_member_find(T.h, r, "newbie"), &p.m);
+    ck_assert_int_eq(hub_repick(T.h, &p.m), 0);
+    ck_assert_str_eq(p.m.nick, "newbie2");
+    ck_assert_ptr_null(hub_member_find(T.h, r, "newbie"));
+    hub_leave(T.h, &p.m);                         /* leaving while pending */
+    ck_assert_uint_eq(hub_room_count(r), 2);
+    sink_release(&a);
+    sink_release(&p);
+    hub_leave(T.h, &a.m);
+    hub_free(T.h);
+}
+END_TEST
+
+START_TEST(leave_keep_holds_the_nick_until_removed)
+{
+    hub_setup(10, 16, 0, 1 << 20);
+    struct tsink a = {0}, b = {0}, c = {0};
+    struct hub_room *r = join(&a, "lk", "alice");
+    join(&b, "lk", "bob");
+    ck_assert_int_eq(hub_roster_add(T.h, r, "far"), 0);
+    hub_leave_keep(T.h, &a.m);
+    ck_assert_ptr_null(a.m.room);
+    ck_assert_uint_eq(hub_room_count(r), 3);       /* alice still counts, as the hub's entry */
+    ck_assert_uint_eq(hub_room_local(r), 1);
+    ck_assert_ptr_eq(hub_room_member(r, 0), &b.m);
+    ck_assert_ptr_null(hub_local_find(T.h, r, "alice"));
+    join(&c, "lk", "alice");
+    ck_assert_str_eq(c.m.nick, "alice2");
+    ck_assert_int_eq(hub_roster_remove(T.h, r, "alice"), 0);
+    ck_assert_uint_eq(hub_room_count(r), 3);
+    hub_set_pending(&c.m, 1);
+    hub_leave_keep(T.h, &c.m);                     /* a pending member keeps nothing */
+    ck_assert_uint_eq(hub_room_count(r), 2);
+    hub_leave(T.h, &b.m);
+    ck_assert_uint_eq(hub_room_count(r), 1);       /* far */
+    hub_roster_clear(T.h, r);
+    ck_assert_uint_eq(hub_room_entries(r), 0);
+    hub_free(T.h);                                 /* and nothing leaks (ASan) */
+}
+END_TEST
+
 static Suite *hub_suite(void)
 {
     Suite *s = suite_create("hub");
@@ -1679,6 +1780,12 @@ static Suite *hub_suite(void)
     tcase_add_test(c, cut_member_keeps_its_nick_until_it_leaves);
     tcase_add_test(c, free_after_everyone_left);
     suite_add_tcase(s, c);
+
+    TCase *ro = tcase_create("roster");
+    tcase_add_test(ro, roster_entries_count_but_get_nothing);
+    tcase_add_test(ro, pending_member_is_not_counted_or_sent_to);
+    tcase_add_test(ro, leave_keep_holds_the_nick_until_removed);
+    suite_add_tcase(s, ro);
     return s;
 }
 
