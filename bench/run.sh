@@ -7,7 +7,9 @@
 #
 #   bench/run.sh [--runs N] [--duration S] [--warmup S] [--procs N] [--quick]
 #                [--only wshub,uws,lws,node,python,wshub-LABEL...]
-#                [--workloads broadcast1000,broadcast100,echo100,echo,chat,connect,idle]
+#                [--workloads broadcast1000,broadcast100,echo100,echo,chat,connect,idle,
+#                             wss_echo,wss_broadcast1000,wss_idle,chat1k,deflate_chat1k,
+#                             deflate_idle,cluster1000,cluster1000_split]
 #
 # Each server is pinned to one core (BENCH_SERVER_CPU, default 0) and
 # build/wsbench to the others (BENCH_CLIENT_CPUS, default every other core;
@@ -36,9 +38,25 @@
 # wshub-LABEL runs another build of wshub (WSHUB_BIN_LABEL names it), for
 # A/B comparisons of a change: e.g. --only wshub,wshub-new,uws.
 #
+# TLS rows (wss_*): every server with --tls-cert/--tls-key or its own TLS
+# (uws: the OpenSSL build; node: https.createServer; lws: its OpenSSL
+# backend; python: none), a self-signed P-256 certificate made here with the
+# openssl command; wsbench --tls. Deflate rows: every server with
+# permessage-deflate on (wshub --deflate, uws SHARED_COMPRESSOR, node and lws
+# with their defaults), wsbench offering it as Chromium does: deflate_chat1k
+# beside chat1k (the same 1 KiB chat lines, uncompressed: the servers have
+# deflate on, wsbench does not offer it), deflate_idle beside idle. Cluster
+# rows (wshub only): wshub --redis through a redis-server started here on a
+# free loopback port (temporary directory), pinned with the servers;
+# cluster1000 has every member on one node, cluster1000_split spreads them
+# over two nodes (wsbench --port2), beside broadcast1000 on a single node.
+#
 # uWebSockets: UWS_BIN names a peer binary built from bench/peers/uws/server.cpp
-# against uWebSockets and uSockets (plain TCP, LIBUS_NO_SSL); UWS_DESC may
-# say which versions. Without it the uws rows are skipped, with a message.
+# against uWebSockets and uSockets (plain TCP, LIBUS_NO_SSL), UWS_SSL_BIN its
+# OpenSSL build; UWS_DESC may say which versions. Without UWS_BIN,
+# bench/peers/uws/build.sh builds both (UWS_SRC and USOCKETS_SRC name local
+# copies; otherwise it clones from github.com); where the sources cannot be
+# had the uws rows are skipped, with a message.
 # Installs what is missing when run as root (libwebsockets-dev,
 # python3-websockets, nodejs/npm, the ws package with `npm ci`); otherwise
 # prints the command to run. WSHUB_BIN and WSBENCH_BIN override the binaries.
@@ -52,7 +70,7 @@ WARMUP=1
 PROCS=""
 QUICK=0
 SERVERS="wshub,uws,lws,node,python"
-WORKLOADS="broadcast1000,broadcast100,echo100,echo,chat,connect,idle"
+WORKLOADS="broadcast1000,broadcast100,echo100,echo,chat,connect,idle,wss_echo,wss_broadcast1000,wss_idle,chat1k,deflate_chat1k,deflate_idle,cluster1000,cluster1000_split"
 RUN_TIMEOUT=${RUN_TIMEOUT:-180}   # seconds one wsbench run may take at most
 ONLY_GIVEN=0
 
@@ -74,8 +92,8 @@ while [ $# -gt 0 ]; do
     esac
 done
 if [ $QUICK = 1 ]; then RUNS=1; DURATION=1; WARMUP=0.5; fi
-CONNECT_TOTAL=10000; IDLE_CONNS=10000
-[ $QUICK = 1 ] && { CONNECT_TOTAL=2000; IDLE_CONNS=2000; }
+CONNECT_TOTAL=10000; IDLE_CONNS=10000; WSS_IDLE_CONNS=5000
+[ $QUICK = 1 ] && { CONNECT_TOTAL=2000; IDLE_CONNS=2000; WSS_IDLE_CONNS=1000; }
 case "$RUNS" in ''|*[!0-9]*|0) echo "bench/run.sh: --runs wants a positive integer" >&2; exit 2 ;; esac
 case "$DURATION" in ''|*[!0-9.]*) echo "bench/run.sh: --duration wants seconds" >&2; exit 2 ;; esac
 case "$WARMUP" in ''|*[!0-9.]*) echo "bench/run.sh: --warmup wants seconds" >&2; exit 2 ;; esac
@@ -93,6 +111,7 @@ for s in "${SERVER_LIST[@]}"; do
 done
 for w in "${WORKLOAD_LIST[@]}"; do
     case "$w" in broadcast1000|broadcast100|echo100|echo|chat|connect|idle) ;;
+        wss_echo|wss_broadcast1000|wss_idle|chat1k|deflate_chat1k|deflate_idle|cluster1000|cluster1000_split) ;;
         *) echo "bench/run.sh: unknown workload $w" >&2; exit 2 ;; esac
 done
 has_server() { [[ ",$SERVERS," == *",$1,"* ]]; }
@@ -152,12 +171,36 @@ done
 command -v taskset >/dev/null || need_debs util-linux
 
 SKIPPED=()
+UWS_OUT=$ROOT/build/bench/uws
+if has_server uws && [ -z "${UWS_BIN:-}" ]; then
+    # built by bench/peers/uws/build.sh: used as they are while newer than its
+    # inputs, rebuilt (or built) where the sources can be had
+    fresh=1
+    for f in "$UWS_OUT/uws-server" "$UWS_OUT/uws-server-ssl"; do
+        [ -x "$f" ] && [ "$f" -nt bench/peers/uws/server.cpp ] && [ "$f" -nt bench/peers/uws/build.sh ] || fresh=0
+    done
+    rc=0
+    [ $fresh = 1 ] || bench/peers/uws/build.sh >&2 || rc=$?
+    if [ $rc = 0 ]; then
+        UWS_BIN=$UWS_OUT/uws-server; UWS_SSL_BIN=${UWS_SSL_BIN:-$UWS_OUT/uws-server-ssl}
+        UWS_DESC=${UWS_DESC:-$(cat "$UWS_OUT/VERSION" 2>/dev/null)}
+    elif [ $rc = 3 ]; then
+        UWS_WHY="bench/peers/uws/build.sh cannot get the uWebSockets and uSockets sources (give UWS_SRC and USOCKETS_SRC, or let it reach github.com)"
+    else
+        UWS_WHY="bench/peers/uws/build.sh failed (exit $rc)"
+    fi
+fi
 if has_server uws; then
     if [ -n "${UWS_BIN:-}" ] && [ -x "$UWS_BIN" ]; then
         cp "$UWS_BIN" "$OUT/bin/uws-server"; UWS_BIN=$OUT/bin/uws-server
+        if [ -n "${UWS_SSL_BIN:-}" ] && [ -x "$UWS_SSL_BIN" ]; then
+            cp "$UWS_SSL_BIN" "$OUT/bin/uws-server-ssl"; UWS_SSL_BIN=$OUT/bin/uws-server-ssl
+        else
+            UWS_SSL_BIN=""
+        fi
     else
-        why="UWS_BIN is not set"; [ -n "${UWS_BIN:-}" ] && why="UWS_BIN=$UWS_BIN is not an executable"
-        msg="uws skipped: $why (a peer built from bench/peers/uws/server.cpp against uWebSockets and uSockets, plain TCP; see docs/performance.md); ratios are against wshub instead"
+        why=${UWS_WHY:-"UWS_BIN=${UWS_BIN:-} is not an executable"}
+        msg="uws skipped: $why (see docs/performance.md); ratios are against wshub instead"
         echo "bench/run.sh: $msg" >&2
         SKIPPED+=("$msg")
         drop_server uws
@@ -181,6 +224,20 @@ if has_server node; then
     fi
 fi
 [ ${#SERVER_LIST[@]} -gt 0 ] || { echo "bench/run.sh: no server left to run" >&2; exit 1; }
+wants() { [[ ",$WORKLOADS," == *",$1"* ]]; }   # wants PREFIX: a workload starting so
+TLS_DIR=$OUT/tls
+if wants wss_; then
+    command -v openssl >/dev/null || need_debs openssl
+    if [ ! -s "$TLS_DIR/cert.pem" ]; then
+        mkdir -p "$TLS_DIR"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \
+            -subj /CN=127.0.0.1 -keyout "$TLS_DIR/key.pem" -out "$TLS_DIR/cert.pem" 2>/dev/null
+    fi
+fi
+REDIS_PID=""; REDIS_PORT=""; REDIS_DIR=""
+if wants cluster; then
+    command -v redis-server >/dev/null || need_debs redis-server
+fi
 REF=wshub; has_server uws && REF=uws
 
 # ---- pinning, ports, processes ---------------------------------------------
@@ -205,41 +262,110 @@ free_port() {
     $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-SERVER_PID=""
-stop_server() {
-    [ -n "$SERVER_PID" ] || return 0
-    if kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
+SERVER_PID=""; SERVER_PID2=""
+stop_pid() {
+    [ -n "$1" ] || return 0
+    if kill -0 "$1" 2>/dev/null; then
+        kill -TERM "$1" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$1" 2>/dev/null || true
     fi
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
+    wait "$1" 2>/dev/null || true
 }
-trap 'stop_server' EXIT
-trap 'stop_server; exit 130' INT TERM
+stop_server() {
+    stop_pid "$SERVER_PID"; stop_pid "$SERVER_PID2"
+    SERVER_PID=""; SERVER_PID2=""
+}
+trap 'stop_server; stop_redis' EXIT
+trap 'stop_server; stop_redis; exit 130' INT TERM
 
-# start_server NAME PORT LOG: the server in the background, pinned; 0 once it listens.
-start_server() {
-    local name=$1 port=$2 log=$3 cmd
+# supports SERVER WORKLOAD: whether the server has what the workload needs
+# (0), or why not on stdout (1).
+supports() {
+    case "$2" in
+        wss_*)   case "$1" in
+                     python) echo "no TLS in bench/peers/python"; return 1 ;;
+                     uws) [ -n "${UWS_SSL_BIN:-}" ] || { echo "no OpenSSL build of the uws peer (UWS_SSL_BIN)"; return 1; } ;;
+                 esac ;;
+        *deflate*|chat1k) [ "$1" != python ] || { echo "bench/peers/python runs without compression"; return 1; } ;;
+        cluster*) case "$1" in wshub|wshub-*) ;; *) echo "only wshub forms a cluster"; return 1 ;; esac ;;
+    esac
+    return 0
+}
+
+# start_redis / stop_redis: a redis-server of our own for the cluster rows,
+# on a free loopback port, in a temporary directory, pinned with the servers.
+start_redis() {
+    [ -z "$REDIS_PID" ] || return 0
+    REDIS_DIR=$(mktemp -d "${TMPDIR:-/tmp}/wshub-bench-redis.XXXXXX")
+    REDIS_PORT=$(free_port)
+    "${PIN_SERVER[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no \
+        --dir "$REDIS_DIR" --protected-mode no --loglevel warning >"$OUT/logs/redis.log" 2>&1 &
+    REDIS_PID=$!
+    for _ in $(seq 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "bench/run.sh: redis-server did not start (see build/bench/logs/redis.log)" >&2
+    return 1
+}
+stop_redis() {
+    [ -n "$REDIS_PID" ] || return 0
+    kill -TERM "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
+    rm -rf "$REDIS_DIR"
+    REDIS_PID=""
+}
+
+# server_cmd NAME PORT WORKLOAD: the command line of one server process (in CMD).
+server_cmd() {
+    local name=$1 port=$2 w=$3 tls=() dfl=()
+    case "$w" in wss_*) tls=(--cert "$TLS_DIR/cert.pem" --key "$TLS_DIR/key.pem") ;; esac
+    case "$w" in *deflate*|chat1k) dfl=(--deflate) ;; esac
     case "$name" in
         wshub|wshub-*)
-                cmd=("$WSHUB_BIN" --host 127.0.0.1 --port "$port" --rate-limit 0
+                CMD=("$WSHUB_BIN" --host 127.0.0.1 --port "$port" --rate-limit 0
                      --binary-rate-limit 0 --binary-byte-rate 0 --max-binary 1m --max-conns 50000 --log-level warn)
-                [ "$name" = wshub ] || cmd[0]=${VARIANT_BIN[$name]} ;;
-        uws)    cmd=("$UWS_BIN" "$port") ;;
-        lws)    cmd=("$LWS_BIN" "$port") ;;
-        node)   cmd=(node bench/peers/node/server.js "$port") ;;
-        python) cmd=("$PY" bench/peers/python/server.py "$port") ;;
+                [ "$name" = wshub ] || CMD[0]=${VARIANT_BIN[$name]}
+                [ ${#tls[@]} = 0 ] || CMD+=(--tls-cert "${tls[1]}" --tls-key "${tls[3]}")
+                CMD+=("${dfl[@]}")
+                case "$w" in cluster*) CMD+=(--redis "redis://127.0.0.1:$REDIS_PORT" --redis-prefix "$CLUSTER_PREFIX") ;; esac ;;
+        uws)    CMD=("$UWS_BIN" "$port" "${dfl[@]}"); [ ${#tls[@]} = 0 ] || CMD=("$UWS_SSL_BIN" "$port" "${tls[@]}" "${dfl[@]}") ;;
+        lws)    CMD=("$LWS_BIN" "$port" "${tls[@]}" "${dfl[@]}") ;;
+        node)   CMD=(node bench/peers/node/server.js "$port" "${tls[@]}" "${dfl[@]}") ;;
+        python) CMD=("$PY" bench/peers/python/server.py "$port") ;;
     esac
-    "${PIN_SERVER[@]}" "${cmd[@]}" >"$log" 2>&1 &
-    SERVER_PID=$!
+}
+
+# launch PORT LOG: CMD in the background, pinned; its pid in LAUNCHED, 0 once it listens.
+launch() {
+    local port=$1 log=$2
+    "${PIN_SERVER[@]}" "${CMD[@]}" >"$log" 2>&1 &
+    LAUNCHED=$!
     for _ in $(seq 200); do
-        kill -0 "$SERVER_PID" 2>/dev/null || { wait "$SERVER_PID" 2>/dev/null; SERVER_PID=""; return 1; }
+        kill -0 "$LAUNCHED" 2>/dev/null || { wait "$LAUNCHED" 2>/dev/null; LAUNCHED=""; return 1; }
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
         sleep 0.05
     done
     return 1
+}
+
+# start_server NAME PORT LOG WORKLOAD: the server in the background, pinned
+# (cluster1000_split: two nodes, the second on PORT2); 0 once it listens.
+start_server() {
+    local name=$1 port=$2 log=$3 w=$4 rc=0
+    case "$w" in cluster*) start_redis || return 1 ;; esac
+    CLUSTER_PREFIX=bench$RANDOM$RANDOM     # a fresh key space per run, shared by its nodes
+    server_cmd "$name" "$port" "$w"
+    launch "$port" "$log" || rc=1
+    SERVER_PID=$LAUNCHED
+    if [ $rc = 0 ] && [ "$w" = cluster1000_split ]; then
+        PORT2=$(free_port)
+        server_cmd "$name" "$PORT2" "$w"
+        launch "$PORT2" "${log%.log}.node2.log" || rc=1
+        SERVER_PID2=$LAUNCHED
+    fi
+    return $rc
 }
 
 # ---- workloads -----------------------------------------------------------
@@ -253,6 +379,14 @@ workload_args() {
         chat)          echo "chat --members 1000 --publishers 10 --size 64 --path /ws/bench $t" ;;
         connect)       echo "connect --total $CONNECT_TOTAL --concurrency 100 --path /echo --procs $PROCS" ;;
         idle)          echo "idle --conns $IDLE_CONNS --path /ws/idle --duration $DURATION" ;;
+        wss_echo)      echo "echo --conns 1000 --inflight 1 --size 1024 --path /echo --procs $PROCS --tls $t" ;;
+        wss_broadcast1000) echo "broadcast --members 1000 --publishers 10 --size 64 --path /ws/bench --tls $t" ;;
+        wss_idle)      echo "idle --conns $WSS_IDLE_CONNS --path /ws/idle --duration $DURATION --procs $PROCS --tls" ;;
+        chat1k)        echo "chat --members 1000 --publishers 10 --size 1024 --path /ws/bench $t" ;;
+        deflate_chat1k) echo "chat --members 1000 --publishers 10 --size 1024 --path /ws/bench --deflate $t" ;;
+        deflate_idle)  echo "idle --conns $IDLE_CONNS --path /ws/idle --duration $DURATION --deflate" ;;
+        cluster1000)   echo "broadcast --members 1000 --publishers 10 --size 64 --path /ws/bench $t" ;;
+        cluster1000_split) echo "broadcast --members 1000 --publishers 10 --size 64 --path /ws/bench --port2 $PORT2 $t" ;;
     esac
 }
 workload_label() {
@@ -264,12 +398,21 @@ workload_label() {
         chat)          echo "chat 1000 members × 10 publishers, 64 B text (deliveries/s)" ;;
         connect)       echo "connect $CONNECT_TOTAL total, 100 concurrent (handshakes/s)" ;;
         idle)          echo "idle $IDLE_CONNS conns: server RSS per conn (bytes, lower is better)" ;;
+        wss_echo)      echo "wss echo 1000 conns × 1 in flight, 1 KiB (round trips/s)" ;;
+        wss_broadcast1000) echo "wss broadcast 1000 members × 10 publishers, 64 B binary (deliveries/s)" ;;
+        wss_idle)      echo "wss idle $WSS_IDLE_CONNS conns: server RSS per conn (bytes, lower is better)" ;;
+        chat1k)        echo "chat 1000 members × 10 publishers, 1 KiB text, deflate on but not offered (deliveries/s)" ;;
+        deflate_chat1k) echo "deflate chat 1000 members × 10 publishers, 1 KiB text (deliveries/s)" ;;
+        deflate_idle)  echo "deflate idle $IDLE_CONNS conns, deflate negotiated: server RSS per conn (bytes, lower is better)" ;;
+        cluster1000)   echo "cluster broadcast 1000 × 10, 64 B, through Redis, one node (deliveries/s)" ;;
+        cluster1000_split) echo "cluster broadcast 1000 × 10, 64 B, through Redis, members on two nodes (deliveries/s)" ;;
     esac
 }
 short_label() { workload_label "$1" | sed 's/ (.*//; s/: server RSS.*//'; }
 # The figure a workload is judged by: rss_per_conn for idle, rate otherwise.
-metric_of() { [ "$1" = idle ] && echo rss_per_conn || echo rate; }
-is_msg() { case "$1" in broadcast*|echo*|chat) return 0 ;; *) return 1 ;; esac; }
+is_idle() { case "$1" in idle|*_idle) return 0 ;; *) return 1 ;; esac; }
+metric_of() { is_idle "$1" && echo rss_per_conn || echo rate; }
+is_msg() { case "$1" in broadcast*|echo*|chat*|wss_echo|wss_broadcast*|deflate_chat*|cluster*) return 0 ;; *) return 1 ;; esac; }
 
 field() { # field KEY LINE
     awk -v k="$1" '{for (i = 1; i <= NF; i++) { n = index($i, "="); if (n && substr($i, 1, n - 1) == k) { print substr($i, n + 1); exit } } }' <<< "$2"
@@ -295,7 +438,8 @@ note() { # note "SERVER WORKLOAD: what" "run N[ (detail)]": one line per what, r
     if [ -z "${NOTE_RUNS[$1]+x}" ]; then NOTE_KEYS+=("$1"); NOTE_RUNS[$1]=$2; else NOTE_RUNS[$1]+=", $2"; fi
 }
 declare -A V       # V[key,server,workload,round] = value of one run
-KEYS=(fig p50_us p99_us max_us server_ns_per_msg server_core_ns_per_msg client_core_ns_per_msg client_cpu_pct server_cpu_pct)
+KEYS=(fig p50_us p99_us max_us server_ns_per_msg server_core_ns_per_msg client_core_ns_per_msg client_cpu_pct server_cpu_pct
+      rx_bytes_per_msg msg_bytes_per_msg p50_cross_us p99_cross_us)
 
 echo "bench/run.sh: servers $SERVERS (ratios against $REF); workloads $WORKLOADS; $RUNS round(s) of ${DURATION} s; server on core $SERVER_CPU, wsbench on $CLIENT_CPUS ($PROCS process(es) for echo and connect)" >&2
 t_begin=$(date +%s)
@@ -307,10 +451,14 @@ for w in "${WORKLOAD_LIST[@]}"; do
             order=(); for ((i = ${#SERVER_LIST[@]} - 1; i >= 0; i--)); do order+=("${SERVER_LIST[i]}"); done
         fi
         for s in "${order[@]}"; do
+            if ! why=$(supports "$s" "$w"); then
+                [ "$run" != 1 ] || note "$s $w: not run ($why)" "every round"
+                continue
+            fi
             port=$(free_port)
             slog=$OUT/logs/$s-$w-$run.server.log
             clog=$OUT/logs/$s-$w-$run.client.log
-            if ! start_server "$s" "$port" "$slog"; then
+            if ! start_server "$s" "$port" "$slog" "$w"; then
                 note "$s $w: the server did not start" "run $run (see ${slog#"$ROOT"/})"
                 stop_server
                 continue
@@ -348,15 +496,15 @@ for w in "${WORKLOAD_LIST[@]}"; do
             [ "${lost:-0}" = 0 ] || note "$s $w: lost > 0" "run $run (lost=$lost)"
             [ "${reord:-0}" = 0 ] || note "$s $w: reordered > 0" "run $run (reordered=$reord)"
             [ "${errs:-0}" = 0 ] || note "$s $w: errors > 0" "run $run (errors=$errs)"
-            if [ "$w" != idle ]; then
+            if ! is_idle "$w"; then
                 [ "$(field client_saturated "$line")" != yes ] ||
                     note "$s $w: wsbench's core saturated$([ "$(field server_saturated "$line")" = yes ] && echo ' (the server'"'"'s too)' || echo ', the server'"'"'s not: the generator was the limit')" "run $run"
             fi
             # idle: the figure is memory, and the cores idle by design: no CPU noise to speak of
-            [ "$w" = idle ] || [ "$(field noisy "$line")" != yes ] ||
+            is_idle "$w" || [ "$(field noisy "$line")" != yes ] ||
                 note "$s $w: noisy (other work took cores: server's $(field server_noise_pct "$line")%, wsbench's $(field client_noise_pct "$line")%)" "run $run"
             V[fig,$s,$w,$run]=$(field "$metric" "$line")
-            V[noisy,$s,$w,$run]=$(field noisy "$line"); [ "$w" != idle ] || V[noisy,$s,$w,$run]=no
+            V[noisy,$s,$w,$run]=$(field noisy "$line"); ! is_idle "$w" || V[noisy,$s,$w,$run]=no
             for k in "${KEYS[@]:1}"; do V[$k,$s,$w,$run]=$(field "$k" "$line"); done
         done
     done
@@ -422,6 +570,15 @@ cell() { # cell KEY SERVER WORKLOAD -> "figure (ratio)"
     elif [ "$2" = "$REF" ]; then fmt "$v"
     else echo "$(fmt "$v") ($(ratio_cell "$1" "$2" "$3"))"; fi
 }
+self_ratio() { # self_ratio SERVER W1 W2 -> "0.61×": median over rounds of its W1 figure / its W2 figure
+    local r a b m
+    m=$(for r in $(seq "$RUNS"); do
+            a=${V[fig,$1,$2,$r]:-}; b=${V[fig,$1,$3,$r]:-}
+            [ -n "$a" ] && [ -n "$b" ] && awk -v a="$a" -v b="$b" 'BEGIN { if (b + 0 != 0) printf "%.4f\n", a / b }'
+        done | median)
+    [ -n "$m" ] && printf '%.2f×' "$m" || echo "—"
+}
+listed() { [[ ",$WORKLOADS," == *",$1,"* ]]; }
 header() {
     echo "| workload | $(printf '%s | ' "${SERVER_LIST[@]}" | sed 's/ | $//') |"
     echo "|---|$(printf -- '---:|%.0s' "${SERVER_LIST[@]}")"
@@ -436,7 +593,7 @@ header() {
         for w in "${WORKLOAD_LIST[@]}"; do
             p99="—"; cpu="—"
             is_msg "$w" && p99=$(ratio_cell p99_us wshub "$w")
-            [ "$w" = idle ] || cpu="$(ratio_cell server_core_ns_per_msg wshub "$w"), $(ratio_cell server_ns_per_msg wshub "$w")"
+            is_idle "$w" || cpu="$(ratio_cell server_core_ns_per_msg wshub "$w"), $(ratio_cell server_ns_per_msg wshub "$w")"
             echo "| $(workload_label "$w") | $(ratio_cell fig wshub "$w") | $(pair_ratios fig wshub "$w" | minmax) | $p99 | $cpu | $(rounds_used wshub uws "$w") |"
         done
         echo
@@ -453,6 +610,38 @@ header() {
     echo "Median of $RUNS round(s) of ${DURATION} s each (connect: $CONNECT_TOTAL handshakes per run), of the"
     echo "quiet ones when there were at least $QUIET_MIN; in parentheses the median over those rounds of the"
     echo "server's figure divided by $REF's of the same round."
+    if listed deflate_chat1k || listed deflate_idle; then
+        echo
+        echo "permessage-deflate, each server against itself (medians over rounds):"
+        echo
+        header
+        row="| bytes received per delivery, deflate chat 1 KiB (uncompressed: chat1k) |"
+        for s in "${SERVER_LIST[@]}"; do
+            row="$row $(fmt "$(med rx_bytes_per_msg "$s" deflate_chat1k)") ($(fmt "$(med rx_bytes_per_msg "$s" chat1k)")) |"
+        done
+        echo "$row"
+        row="| deliveries/s compressed / uncompressed (deflate_chat1k / chat1k; target ≥ 0.5×) |"
+        for s in "${SERVER_LIST[@]}"; do row="$row $(self_ratio "$s" deflate_chat1k chat1k) |"; done
+        echo "$row"
+        row="| idle RSS per conn with deflate negotiated minus without (bytes; target ≤ 1024) |"
+        for s in "${SERVER_LIST[@]}"; do
+            a=$(med fig "$s" deflate_idle); b=$(med fig "$s" idle)
+            row="$row $([ -n "$a" ] && [ -n "$b" ] && fmt "$(awk -v a="$a" -v b="$b" 'BEGIN { print a - b }')" || echo —) |"
+        done
+        echo "$row"
+    fi
+    if listed cluster1000 || listed cluster1000_split; then
+        echo
+        echo "Cluster through Redis (wshub; redis-server and both nodes on the server's core), against"
+        echo "broadcast 1000 × 10 on a single node in the same rounds (target ≥ 0.5×):"
+        echo
+        echo "| server | one node via Redis / single node | two nodes / single node | publish → delivery on the other node, p50 / p99 µs |"
+        echo "|---|---:|---:|---:|"
+        for s in "${SERVER_LIST[@]}"; do
+            case "$s" in wshub|wshub-*) ;; *) continue ;; esac
+            echo "| $s | $(self_ratio "$s" cluster1000 broadcast1000) | $(self_ratio "$s" cluster1000_split broadcast1000) | $(fmt "$(med p50_cross_us "$s" cluster1000_split)") / $(fmt "$(med p99_cross_us "$s" cluster1000_split)") |"
+        done
+    fi
     lat=0
     for w in "${WORKLOAD_LIST[@]}"; do is_msg "$w" && lat=1; done
     if [ $lat = 1 ]; then
@@ -470,7 +659,7 @@ header() {
         done
     fi
     cpu=0
-    for w in "${WORKLOAD_LIST[@]}"; do [ "$w" = idle ] || cpu=1; done
+    for w in "${WORKLOAD_LIST[@]}"; do is_idle "$w" || cpu=1; done
     if [ $cpu = 1 ]; then
         echo
         echo "Server CPU per message in ns (connect: per handshake): the server process (with the kernel's"
@@ -479,13 +668,13 @@ header() {
         echo
         header
         for w in "${WORKLOAD_LIST[@]}"; do
-            [ "$w" = idle ] && continue
+            is_idle "$w" && continue
             row="| $(short_label "$w") |"
             for s in "${SERVER_LIST[@]}"; do row="$row $(cell server_core_ns_per_msg "$s" "$w") |"; done
             echo "$row"
         done
         for w in "${WORKLOAD_LIST[@]}"; do
-            [ "$w" = idle ] && continue
+            is_idle "$w" && continue
             row="| $(short_label "$w"), process only |"
             for s in "${SERVER_LIST[@]}"; do row="$row $(cell server_ns_per_msg "$s" "$w") |"; done
             echo "$row"
@@ -496,7 +685,7 @@ header() {
         echo
         header
         for w in "${WORKLOAD_LIST[@]}"; do
-            [ "$w" = idle ] && continue
+            is_idle "$w" && continue
             row="| $(short_label "$w") |"
             for s in "${SERVER_LIST[@]}"; do
                 row="$row $(fmt "$(med client_core_ns_per_msg "$s" "$w")") ns, $(fmt "$(med client_cpu_pct "$s" "$w")")% |"

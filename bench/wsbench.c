@@ -10,7 +10,9 @@
  *   echo       C connections keep D binary messages in flight; round trips.
  *   broadcast  C members of one room, the first P publish closed-loop; every
  *              member checks each publisher's seq (gap = lost, less = reordered).
- *   chat       the same with text chat lines (relayed, or in wshub's JSON).
+ *   chat       the same with text chat lines (relayed, or in wshub's JSON): the
+ *              numbers, then words drawn at random for every line, so that
+ *              a line compresses as chat text does (about 2.5:1 alone).
  *   connect    K handshakes and clean closes, C at a time.
  *   idle       C idle WebSockets held; the server's VmRSS per connection.
  *
@@ -18,6 +20,17 @@
  * and Sec-WebSocket-Accept checked, every frame masked (32 bytes at a time),
  * server frames parsed incrementally (any split, 7/16/64-bit lengths,
  * fragmented messages, pings answered with pongs, the close handshake).
+ * --tls speaks wss:// (OpenSSL, the handshake non-blocking in the same loop,
+ * the certificate not verified: a benchmark, not a client to trust).
+ * --deflate offers permessage-deflate (RFC 7692, zlib) and follows what the
+ * server answers: its messages are inflated (a shared stream reset per
+ * message when it answered server_no_context_takeover, a stream per
+ * connection otherwise), ours are compressed without context takeover (always
+ * allowed) within its client_max_window_bits. The bytes received (frames as
+ * on the wire, inside TLS) are counted beside the messages.
+ * --port2 spreads the connections over two servers (a cluster's two nodes):
+ * every other connection goes to the second port, and deliveries from a
+ * publisher on the other node get their own latency figures (p50_cross_us).
  *
  * Must never: block (sockets are non-blocking and every wait is bounded: a
  * connection has 10 s to open, a run that receives nothing for 10 s fails),
@@ -68,7 +81,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
+#include <zlib.h>
 
 #define NS_PER_S        1000000000ull
 #define STALL_NS        (10 * NS_PER_S)     /* no byte received this long: stalled */
@@ -86,6 +102,8 @@
 #define MAX_REPORTS     10                  /* non-fatal errors printed in full */
 #define BCAST_HEAD      16                  /* u32 pub, u32 seq, u64 send ns */
 #define CHAT_MIN        40
+#define ZCACHE_N        64                  /* messages inflated without context kept for reuse */
+#define ZCACHE_MAX      (64 * 1024)         /* largest message so kept */
 
 enum { OP_CONT = 0, OP_TEXT = 1, OP_BINARY = 2, OP_CLOSE = 8, OP_PING = 9, OP_PONG = 10 };
 
@@ -111,7 +129,13 @@ struct opts {
     long server_pid;
     long sources;       /* 0 = automatic */
     long procs;         /* worker processes sharing the connections */
+    long port2;         /* 0, or every other connection goes to this port */
+    bool tls;           /* wss:// */
+    const char *deflate;    /* the permessage-deflate offer, or NULL */
 };
+
+/* --deflate's offer: what Chromium sends */
+static const char DEFLATE_OFFER[] = "permessage-deflate; client_max_window_bits";
 
 static void usage(FILE *f)
 {
@@ -133,7 +157,11 @@ static void usage(FILE *f)
         "  --server-pid PID   read the server's CPU time and memory from /proc\n"
         "  --sources N        bind source addresses 127.0.0.1..N round robin\n"
         "  --procs N          echo, connect, idle: N worker processes share the connections (1)\n"
-        "SIGUSR1 prints a mark on stderr: the messages counted so far, and when.\n");
+        "  --tls              wss:// (TLS; the server's certificate is not verified)\n"
+        "  --deflate          offer permessage-deflate (as Chromium: %s)\n"
+        "  --deflate-offer S  offer this Sec-WebSocket-Extensions value instead\n"
+        "  --port2 N          every other connection to this port (two nodes of a cluster)\n"
+        "SIGUSR1 prints a mark on stderr: the messages counted so far, and when.\n", DEFLATE_OFFER);
 }
 
 static bool parse_long(const char *s, long min, long max, long *out)
@@ -201,6 +229,14 @@ static void parse_args(int argc, char **argv, struct opts *o)
 
     for (int i = 2; i < argc; i++) {
         const char *name = argv[i], *val;
+        if (!strcmp(name, "--tls")) {
+            o->tls = true;
+            continue;
+        }
+        if (!strcmp(name, "--deflate")) {
+            o->deflate = DEFLATE_OFFER;
+            continue;
+        }
         char *eq = strchr(name, '=');
         char buf[64];
         if (eq && eq - name < (long)sizeof buf) {     /* --opt=value */
@@ -240,6 +276,10 @@ static void parse_args(int argc, char **argv, struct opts *o)
             ok = parse_long(val, 1, 254, &o->sources);
         else if (!strcmp(name, "--procs"))
             ok = parse_long(val, 1, 64, &o->procs);
+        else if (!strcmp(name, "--port2"))
+            ok = parse_long(val, 1, 65535, &o->port2);
+        else if (!strcmp(name, "--deflate-offer"))
+            ok = *(o->deflate = val) && !strpbrk(val, "\r\n");
         else
             bad_usage("unknown option '%s'", name);
         if (!ok)
@@ -261,6 +301,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
      * sequence, which one process must see whole. */
     if (o->procs > 1 && (o->w == W_BROADCAST || o->w == W_CHAT))
         bad_usage("--procs above 1 works for echo, connect and idle, not %s", workload_names[o->w]);
+    if (o->port2 && o->procs > 1)
+        bad_usage("--port2 works with one process (--procs 1)");
     if (o->procs > o->n)
         bad_usage("--procs (%ld) exceeds the connections (%ld)", o->procs, o->n);
     if (o->w == W_CONNECT && o->procs > o->concurrency)
@@ -425,7 +467,7 @@ static void bbuf_free(struct bbuf *b)
 
 /* ------------------------------------------------- connections and bench */
 
-enum cstate { C_FREE, C_CONNECTING, C_HANDSHAKE, C_OPEN, C_CLOSING };
+enum cstate { C_FREE, C_CONNECTING, C_TLS, C_HANDSHAKE, C_OPEN, C_CLOSING };
 
 struct conn {
     int fd;
@@ -440,13 +482,27 @@ struct conn {
     size_t out_off;
     struct bbuf msg;        /* fragments of the message being reassembled */
     uint32_t seq_sent, seq_recv, inflight;   /* echo */
+    SSL *ssl;               /* --tls */
+    z_stream *inf;          /* inflater of a server that keeps its context */
+    uint8_t pmd;            /* permessage-deflate negotiated */
+    uint8_t pmd_shared;     /* the server answered server_no_context_takeover */
+    uint8_t pmd_bits;       /* our window: the server's client_max_window_bits */
+    uint8_t frag_z;         /* the message being reassembled is compressed */
 };
 
 struct bench {
     struct opts o;
     int ep;
-    struct sockaddr_in dst;
+    struct sockaddr_in dst, dst2;   /* dst2: --port2 */
     uint32_t sources, next_source;
+    SSL_CTX *ssl_ctx;               /* --tls */
+    z_stream zin;                   /* shared inflater (server_no_context_takeover) */
+    z_stream zout[16];              /* shared deflaters, by window bits */
+    uint16_t zout_ready;            /* which of zout are initialised */
+    bool zin_ready;
+    struct bbuf zbuf;               /* an inflated message */
+    struct zcache { struct bbuf in, out; } zcache[ZCACHE_N];   /* shared inflater's recent results */
+    struct bbuf zsend;              /* a deflated message to send */
     uint64_t rng;
     uint64_t now;                   /* refreshed after each epoll_wait and read */
 
@@ -468,13 +524,16 @@ struct bench {
     uint8_t *pat;                   /* echo payload pattern, size + 256 bytes */
     uint64_t *ring;                 /* echo: send times, inflight per connection */
     uint8_t *tmpl;                  /* broadcast/chat payload being built */
-    size_t tmpl_dirty;              /* chat: prefix bytes to reset to 'x' */
     uint32_t *pub_seq;              /* last seq sent per publisher */
     uint32_t *last_seq;             /* members x publishers: last seq seen */
     uint64_t outstanding;           /* deliveries still expected */
 
     /* results */
     uint64_t count, reads, reads_window;
+    uint64_t rx_bytes, rx_window;   /* bytes received (frames, inside TLS); in the window */
+    uint64_t msg_bytes, msg_window; /* message bytes delivered (inflated) */
+    uint64_t pmd_conns;             /* connections that negotiated permessage-deflate */
+    struct hist hist_cross;         /* --port2: deliveries from the other node */
     double open_s;                  /* seconds to open every connection */
 
     /* cores: the server's and ours (sched_getaffinity), for the cost report */
@@ -533,8 +592,16 @@ static void conn_finish(struct bench *b, struct conn *c)
 {
     if (c->state == C_FREE)
         return;
-    if (c->state == C_CONNECTING || c->state == C_HANDSHAKE)
+    if (c->state == C_CONNECTING || c->state == C_TLS || c->state == C_HANDSHAKE)
         b->opening--;
+    if (c->ssl)
+        SSL_free(c->ssl);
+    c->ssl = NULL;
+    if (c->inf) {
+        inflateEnd(c->inf);
+        free(c->inf);
+        c->inf = NULL;
+    }
     close(c->fd);
     bbuf_free(&c->in);
     bbuf_free(&c->out);
@@ -561,6 +628,63 @@ static void conn_fail(struct bench *b, struct conn *c, const char *fmt, ...)
     b->errors++;
     fail(b, "connection %u to %s:%ld%s: %s", conn_id(b, c), b->o.host, b->o.port, b->o.path, msg);
     conn_finish(b, c);
+}
+
+/* ------------------------------------------------- the byte stream: TCP or TLS */
+
+static char tls_err[200];           /* OpenSSL's reason for the last TLS failure */
+
+/* errno for an SSL call that returned r <= 0: EAGAIN to wait for the socket,
+ * 0 for the end of the stream, another errno (EPROTO: tls_err says why). */
+static int tls_errno(SSL *ssl, int r)
+{
+    int e = SSL_get_error(ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return EAGAIN;
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0;
+    if (e == SSL_ERROR_SYSCALL && errno)
+        return errno;
+    unsigned long code = ERR_peek_last_error();
+    if (code)
+        ERR_error_string_n(code, tls_err, sizeof tls_err);
+    else
+        snprintf(tls_err, sizeof tls_err, "TLS error %d", e);
+    return EPROTO;
+}
+
+/* Why the last io_recv or io_send failed. */
+static const char *io_error(const struct conn *c)
+{
+    return c->ssl && errno == EPROTO ? tls_err : strerror(errno);
+}
+
+/* recv() or SSL_read(): bytes, 0 at the end of the stream, -1 with errno. */
+static ssize_t io_recv(struct conn *c, void *buf, size_t len)
+{
+    if (!c->ssl)
+        return recv(c->fd, buf, len, 0);
+    ERR_clear_error();
+    int n = SSL_read(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+    if (n > 0)
+        return n;
+    errno = tls_errno(c->ssl, n);
+    return errno ? -1 : 0;
+}
+
+/* send() or SSL_write() (partial writes allowed): bytes, or -1 with errno. */
+static ssize_t io_send(struct conn *c, const void *buf, size_t len)
+{
+    if (!c->ssl)
+        return send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    ERR_clear_error();
+    int n = SSL_write(c->ssl, buf, len > INT_MAX ? INT_MAX : (int)len);
+    if (n > 0)
+        return n;
+    errno = tls_errno(c->ssl, n);
+    if (!errno)
+        errno = EPIPE;
+    return -1;
 }
 
 /* ------------------------------------------------------------ sending */
@@ -600,13 +724,52 @@ static void mask_copy(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t 
         dst[i] = src[i] ^ mask[i & 3];
 }
 
-/* Appends one masked frame to the connection's output; sent at the flush. */
+/* A message compressed (RFC 7692: raw deflate, flushed, without the final
+ * 00 00 ff ff) into b->zsend, with a fresh context every time (always allowed
+ * to the sender) and the window the server allowed us. */
+static bool deflate_msg(struct bench *b, struct conn *c, const void *payload, size_t len)
+{
+    unsigned bits = c->pmd_bits < 9 ? 9 : c->pmd_bits;     /* zlib's raw deflate takes 9..15 */
+    z_stream *z = &b->zout[bits];
+    if (!(b->zout_ready & 1u << bits)) {
+        if (deflateInit2(z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, -(int)bits, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+            fail(b, "deflateInit2 failed");
+            return false;
+        }
+        b->zout_ready |= (uint16_t)(1u << bits);
+    } else {
+        deflateReset(z);
+    }
+    b->zsend.len = 0;
+    bbuf_reserve(&b->zsend, deflateBound(z, len) + 16);
+    z->next_in = (Bytef *)payload;
+    z->avail_in = (uInt)len;
+    z->next_out = b->zsend.data;
+    z->avail_out = (uInt)b->zsend.cap;
+    if (deflate(z, Z_SYNC_FLUSH) != Z_OK || z->avail_in || b->zsend.cap - z->avail_out < 4) {
+        fail(b, "deflate failed");
+        return false;
+    }
+    b->zsend.len = b->zsend.cap - z->avail_out - 4;         /* without 00 00 ff ff */
+    return true;
+}
+
+/* Appends one masked frame to the connection's output; sent at the flush.
+ * Data frames are compressed where permessage-deflate was negotiated. */
 static void queue_frame(struct bench *b, struct conn *c, int op, const void *payload, size_t len)
 {
+    uint8_t rsv = 0;
+    if (c->pmd && len && (op == OP_TEXT || op == OP_BINARY)) {
+        if (!deflate_msg(b, c, payload, len))
+            return;
+        payload = b->zsend.data;
+        len = b->zsend.len;
+        rsv = 0x40;
+    }
     bbuf_reserve(&c->out, len + 14);
     uint8_t *p = c->out.data + c->out.len;
     size_t h;
-    p[0] = (uint8_t)(0x80 | op);
+    p[0] = (uint8_t)(0x80 | rsv | op);
     if (len < 126) {
         p[1] = (uint8_t)(0x80 | len);
         h = 2;
@@ -633,15 +796,14 @@ static void queue_frame(struct bench *b, struct conn *c, int op, const void *pay
  * edge triggering it costs nothing until the send buffer fills up). */
 static void flush_conn(struct bench *b, struct conn *c)
 {
-    if (c->state == C_FREE || c->state == C_CONNECTING || c->out_off == c->out.len)
+    if (c->state == C_FREE || c->state == C_CONNECTING || c->state == C_TLS || c->out_off == c->out.len)
         return;
     while (c->out_off < c->out.len) {   /* until done or EAGAIN: epoll is edge-triggered */
-        ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
-                         MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = io_send(c, c->out.data + c->out_off, c->out.len - c->out_off);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-            conn_fail(b, c, "send: %s", strerror(errno));
+            conn_fail(b, c, "send: %s", io_error(c));
             return;
         }
         if (n <= 0)
@@ -696,6 +858,30 @@ static void echo_received(struct bench *b, struct conn *c, int op, const uint8_t
         echo_send(b, c);
 }
 
+/* n bytes of words drawn at random, separated by spaces (the last one cut). */
+static void chat_words(struct bench *b, char *s, size_t n)
+{
+    static const char *const words[64] = {
+        "the", "of", "and", "to", "in", "is", "you", "that", "it", "he", "was", "for", "on", "are",
+        "as", "with", "his", "they", "at", "be", "this", "have", "from", "or", "one", "had", "by",
+        "word", "but", "not", "what", "all", "were", "we", "when", "your", "can", "said", "there",
+        "use", "each", "which", "she", "do", "how", "their", "if", "will", "up", "other", "about",
+        "out", "many", "then", "them", "these", "so", "some", "her", "would", "make", "like",
+        "meeting", "tomorrow",
+    };
+    uint64_t r = 0;
+    for (size_t i = 0, k = 0; i < n; k++) {
+        if (!(k % 10))
+            r = rng_next(&b->rng);
+        const char *w = words[r & 63];
+        r >>= 6;
+        for (; *w && i < n; w++)
+            s[i++] = *w;
+        if (i < n)
+            s[i++] = ' ';
+    }
+}
+
 /* broadcast/chat: publisher pub (connection pub) sends its next message. */
 static void publish(struct bench *b, uint32_t pub)
 {
@@ -712,18 +898,17 @@ static void publish(struct bench *b, uint32_t pub)
         return;
     }
     char *s = (char *)b->tmpl;
-    memset(s, 'x', b->tmpl_dirty);
     size_t k = put_u64(s, pub);
     s[k++] = ' ';
     k += put_u64(s + k, seq);
     s[k++] = ' ';
     k += put_u64(s + k, t);
     s[k++] = ' ';
-    b->tmpl_dirty = k;
     if (k > size) {
         fail(b, "chat line prefix (%zu bytes) does not fit --size %zu", k, size);
         return;
     }
+    chat_words(b, s + k, size - k);
     queue_frame(b, c, OP_TEXT, b->tmpl, size);
 }
 
@@ -756,6 +941,8 @@ static void delivered(struct bench *b, struct conn *c, uint32_t pub, uint32_t se
     if (b->measuring) {
         b->count++;
         hist_add(&b->hist, b->now - t_send);
+        if (b->o.port2 && ((m ^ pub) & 1))     /* published on the other node */
+            hist_add(&b->hist_cross, b->now - t_send);
     }
     if (m == pub && seq == b->pub_seq[pub] && !b->stopping)
         publish(b, pub);
@@ -837,6 +1024,7 @@ static void chat_received(struct bench *b, struct conn *c, int op, const uint8_t
 
 static void on_message(struct bench *b, struct conn *c, int op, const uint8_t *p, size_t n)
 {
+    b->msg_bytes += n;
     switch (b->o.w) {
     case W_ECHO:      echo_received(b, c, op, p, n); break;
     case W_BROADCAST: broadcast_received(b, c, op, p, n); break;
@@ -884,7 +1072,99 @@ static void on_close_frame(struct bench *b, struct conn *c, const uint8_t *p, si
     c->state = C_CLOSING;
 }
 
-static void on_frame(struct bench *b, struct conn *c, bool fin, int op, const uint8_t *p, size_t n)
+/* Inflates n bytes of a compressed message into b->zbuf (RFC 7692: with
+ * 00 00 ff ff appended); false (the connection failed) on bad data or a
+ * message over MAX_MESSAGE. */
+static bool inflate_feed(struct bench *b, struct conn *c, z_stream *z, const uint8_t *p, size_t n)
+{
+    z->next_in = (Bytef *)p;
+    z->avail_in = (uInt)n;
+    for (;;) {
+        bbuf_reserve(&b->zbuf, 16384);
+        z->next_out = b->zbuf.data + b->zbuf.len;
+        z->avail_out = (uInt)(b->zbuf.cap - b->zbuf.len);
+        int r = inflate(z, Z_SYNC_FLUSH);
+        b->zbuf.len = b->zbuf.cap - z->avail_out;
+        if (r == Z_STREAM_END)      /* a final block: the next bytes start afresh */
+            r = inflateReset(z);
+        if (r != Z_OK && r != Z_BUF_ERROR) {
+            conn_fail(b, c, "invalid compressed data (%s)", z->msg ? z->msg : "zlib");
+            return false;
+        }
+        if (b->zbuf.len > MAX_MESSAGE) {
+            conn_fail(b, c, "compressed message inflates over %u bytes", MAX_MESSAGE);
+            return false;
+        }
+        if (!z->avail_in && z->avail_out)
+            return true;
+        if (r == Z_BUF_ERROR && z->avail_out)
+            return true;
+    }
+}
+
+/* The message compressed in p[0..n) inflated: *out, *outlen (valid until the next call). */
+static bool inflate_msg(struct bench *b, struct conn *c, const uint8_t *p, size_t n,
+                        const uint8_t **out, size_t *outlen)
+{
+    static const uint8_t tail[4] = { 0, 0, 0xff, 0xff };
+    z_stream *z = c->inf;
+    /* Without context takeover the same bytes inflate to the same message:
+     * a broadcast compressed once reaches every member alike, and is inflated
+     * once here too (the generator must stay cheaper than the server); a
+     * small cache, as the messages of several publishers interleave. */
+    struct zcache *e = NULL;
+    if (c->pmd_shared && n >= 8 && n <= ZCACHE_MAX) {
+        uint64_t h1, h2;
+        memcpy(&h1, p, 8);
+        memcpy(&h2, p + n - 8, 8);
+        e = &b->zcache[((h1 ^ h2 * 0x9e3779b97f4a7c15ull) * 0x9e3779b97f4a7c15ull + n) >> 58];
+        if (e->in.len == n && !memcmp(e->in.data, p, n)) {
+            *out = e->out.data;
+            *outlen = e->out.len;
+            return true;
+        }
+    }
+    if (c->pmd_shared) {
+        z = &b->zin;
+        if (!b->zin_ready && inflateInit2(z, -15) == Z_OK)
+            b->zin_ready = true;
+        else if (b->zin_ready)
+            inflateReset(z);
+        else
+            z = NULL;
+    } else if (!z) {
+        z = c->inf = xcalloc(1, sizeof *z);
+        if (inflateInit2(z, -15) != Z_OK) {
+            free(z);
+            z = c->inf = NULL;
+        }
+    }
+    if (!z) {
+        conn_fail(b, c, "inflateInit2 failed");
+        return false;
+    }
+    b->zbuf.len = 0;
+    if (!inflate_feed(b, c, z, p, n) || !inflate_feed(b, c, z, tail, sizeof tail))
+        return false;
+    *out = b->zbuf.data;
+    *outlen = b->zbuf.len;
+    if (e && b->zbuf.len <= ZCACHE_MAX) {
+        e->in.len = e->out.len = 0;
+        bbuf_append(&e->in, p, n);
+        bbuf_append(&e->out, b->zbuf.data, b->zbuf.len);
+    }
+    return true;
+}
+
+/* A complete message: inflated first when it came compressed. */
+static void deliver(struct bench *b, struct conn *c, bool z, int op, const uint8_t *p, size_t n)
+{
+    if (z && !inflate_msg(b, c, p, n, &p, &n))
+        return;
+    on_message(b, c, op, p, n);
+}
+
+static void on_frame(struct bench *b, struct conn *c, bool fin, bool z, int op, const uint8_t *p, size_t n)
 {
     if (op >= 8) {
         if (!fin || n > 125)
@@ -914,7 +1194,7 @@ static void on_frame(struct bench *b, struct conn *c, bool fin, int op, const ui
         if (fin) {
             int mop = c->frag_op;
             c->frag_op = 0;
-            on_message(b, c, mop, c->msg.data, c->msg.len);
+            deliver(b, c, c->frag_z, mop, c->msg.data, c->msg.len);
             if (c->state != C_FREE) {
                 c->msg.len = 0;
                 if (c->msg.cap > KEEP_CAP)
@@ -932,9 +1212,10 @@ static void on_frame(struct bench *b, struct conn *c, bool fin, int op, const ui
         return;
     }
     if (fin) {
-        on_message(b, c, op, p, n);
+        deliver(b, c, z, op, p, n);
     } else {
         c->frag_op = (uint8_t)op;
+        c->frag_z = z;
         bbuf_append(&c->msg, p, n);
     }
 }
@@ -960,8 +1241,11 @@ static size_t parse_frames(struct bench *b, struct conn *c, const uint8_t *p, si
                 plen = plen << 8 | f[2 + i];
             hdr = 10;
         }
-        if (f[0] & 0x70) {
-            conn_fail(b, c, "frame with RSV bits set");
+        int op = f[0] & 0x0f;
+        bool z = f[0] & 0x40;
+        if ((f[0] & 0x30) || (z && (!c->pmd || op == OP_CONT || op >= 8))) {
+            conn_fail(b, c, "frame with RSV bits set (opcode %d%s)", op,
+                      c->pmd ? "" : ", permessage-deflate not negotiated");
             break;
         }
         if (f[1] & 0x80) {
@@ -975,7 +1259,7 @@ static size_t parse_frames(struct bench *b, struct conn *c, const uint8_t *p, si
         if (avail - hdr < plen)
             break;
         off += hdr + (size_t)plen;
-        on_frame(b, c, f[0] & 0x80, f[0] & 0x0f, f + hdr, (size_t)plen);
+        on_frame(b, c, f[0] & 0x80, z, op, f + hdr, (size_t)plen);
     }
     return off;
 }
@@ -991,6 +1275,82 @@ static void accept_for(const char *key, char out[29])
     EVP_EncodeBlock((unsigned char *)out, md, (int)mdlen);
 }
 
+/* The value of header name (lower case, with the colon) in the head s[0..n),
+ * trimmed; NULL when absent. */
+static const char *header_value(const char *s, size_t n, const char *name, size_t *len)
+{
+    size_t k = strlen(name);
+    const char *line = memchr(s, '\r', n);
+    for (line = line ? line + 2 : s + n; line < s + n - 2;) {
+        const char *e = memchr(line, '\r', (size_t)(s + n - line));
+        if (!e)
+            break;
+        if ((size_t)(e - line) >= k && !strncasecmp(line, name, k)) {
+            const char *v = line + k;
+            while (v < e && (*v == ' ' || *v == '\t'))
+                v++;
+            while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            *len = (size_t)(e - v);
+            return v;
+        }
+        line = e + 2;
+    }
+    return NULL;
+}
+
+/* The server's Sec-WebSocket-Extensions answer: permessage-deflate with its
+ * parameters, nothing else, and only when we offered it. */
+static bool check_extensions(struct bench *b, struct conn *c, const char *v, size_t n)
+{
+    char buf[256], *save = NULL;
+    if (!b->o.deflate || n >= sizeof buf) {
+        conn_fail(b, c, "the server answered extensions '%.*s' that were not offered", (int)n, v);
+        return false;
+    }
+    memcpy(buf, v, n);
+    buf[n] = 0;
+    c->pmd_bits = 15;
+    bool ok = true;
+    int i = 0;
+    for (char *t = strtok_r(buf, ";", &save); t && ok; t = strtok_r(NULL, ";", &save), i++) {
+        while (*t == ' ' || *t == '\t')
+            t++;
+        char *e = t + strlen(t);
+        while (e > t && (e[-1] == ' ' || e[-1] == '\t'))
+            *--e = 0;
+        char *val = strchr(t, '=');
+        if (val) {
+            *val++ = 0;
+            size_t vl = strlen(val);
+            if (vl >= 2 && val[0] == '"' && val[vl - 1] == '"') {
+                val[vl - 1] = 0;
+                val++;
+            }
+        }
+        long bits;
+        if (i == 0)
+            ok = !strcasecmp(t, "permessage-deflate") && !val;
+        else if (!strcasecmp(t, "server_no_context_takeover") || !strcasecmp(t, "client_no_context_takeover"))
+            ok = !val;
+        else if (!strcasecmp(t, "server_max_window_bits") || !strcasecmp(t, "client_max_window_bits"))
+            ok = val && parse_long(val, 8, 15, &bits);
+        else
+            ok = false;
+        if (ok && i > 0 && !strcasecmp(t, "server_no_context_takeover"))
+            c->pmd_shared = 1;
+        if (ok && i > 0 && !strcasecmp(t, "client_max_window_bits"))
+            c->pmd_bits = (uint8_t)bits;
+    }
+    if (!ok || i == 0) {
+        conn_fail(b, c, "cannot follow the server's extensions answer '%.*s'", (int)n, v);
+        return false;
+    }
+    c->pmd = 1;
+    b->pmd_conns++;
+    return true;
+}
+
 /* Checks the server's answer head (ending in CRLFCRLF). */
 static bool check_upgrade(struct bench *b, struct conn *c, const uint8_t *p, size_t n)
 {
@@ -1001,27 +1361,18 @@ static bool check_upgrade(struct bench *b, struct conn *c, const uint8_t *p, siz
     }
     char want[29];
     accept_for(c->key, want);
-    static const char hname[] = "sec-websocket-accept:";
-    for (const char *line = eol + 2; line < s + n - 2;) {
-        const char *e = memchr(line, '\r', (size_t)(s + n - line));
-        if (!e)
-            break;
-        if ((size_t)(e - line) > sizeof hname - 1 && !strncasecmp(line, hname, sizeof hname - 1)) {
-            const char *v = line + sizeof hname - 1;
-            while (v < e && (*v == ' ' || *v == '\t'))
-                v++;
-            const char *ve = e;
-            while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-                ve--;
-            if (ve - v == 28 && !memcmp(v, want, 28))
-                return true;
-            conn_fail(b, c, "wrong Sec-WebSocket-Accept '%.*s' (expected %s)", (int)(ve - v), v, want);
-            return false;
-        }
-        line = e + 2;
+    size_t len;
+    const char *v = header_value(s, n, "sec-websocket-accept:", &len);
+    if (!v) {
+        conn_fail(b, c, "101 answer without Sec-WebSocket-Accept");
+        return false;
     }
-    conn_fail(b, c, "101 answer without Sec-WebSocket-Accept");
-    return false;
+    if (len != 28 || memcmp(v, want, 28)) {
+        conn_fail(b, c, "wrong Sec-WebSocket-Accept '%.*s' (expected %s)", (int)len, v, want);
+        return false;
+    }
+    v = header_value(s, n, "sec-websocket-extensions:", &len);
+    return !v || check_extensions(b, c, v, len);
 }
 
 /* Consumes the handshake answer, then frames; returns the bytes consumed. */
@@ -1058,7 +1409,7 @@ static void conn_eof(struct bench *b, struct conn *c)
 
 /* One read (at most RBUF_SIZE bytes) and everything it completes: 1 when the
  * read filled the buffer, so more may be waiting (epoll is edge-triggered),
- * 0 after a short read, -1 on EAGAIN, EOF or error.
+ * 0 after a short read, -1 on EAGAIN, EOF or error (TLS: 1 after any read).
  * A small leftover is copied in front of the shared buffer; a big one (a
  * large frame still arriving) is read into in place. */
 static int conn_read_once(struct bench *b, struct conn *c)
@@ -1071,18 +1422,18 @@ static int conn_read_once(struct bench *b, struct conn *c)
         if (have)
             memcpy(base, c->in.data, have);
         do
-            n = recv(c->fd, b->rbuf + RBUF_HEAD, RBUF_SIZE, 0);
+            n = io_recv(c, b->rbuf + RBUF_HEAD, RBUF_SIZE);
         while (n < 0 && errno == EINTR);
     } else {
         bbuf_reserve(&c->in, RBUF_SIZE);
         base = c->in.data;
         do
-            n = recv(c->fd, c->in.data + have, RBUF_SIZE, 0);
+            n = io_recv(c, c->in.data + have, RBUF_SIZE);
         while (n < 0 && errno == EINTR);
     }
     if (n < 0) {
         if (errno != EAGAIN && errno != EWOULDBLOCK)
-            conn_fail(b, c, "recv: %s", strerror(errno));
+            conn_fail(b, c, "recv: %s", io_error(c));
         return -1;
     }
     if (n == 0) {
@@ -1090,6 +1441,7 @@ static int conn_read_once(struct bench *b, struct conn *c)
         return -1;
     }
     b->reads++;
+    b->rx_bytes += (uint64_t)n;
     b->now = now_ns();
     b->last_progress = b->now;
     size_t total = have + (size_t)n;
@@ -1107,7 +1459,7 @@ static int conn_read_once(struct bench *b, struct conn *c)
     }
     if (!c->in.len && c->in.cap > KEEP_CAP)
         bbuf_free(&c->in);
-    return n == RBUF_SIZE;
+    return n == RBUF_SIZE || c->ssl;    /* TLS: a read is one record; on to WANT_READ */
 }
 
 /* Reads while reads fill the buffer; until EAGAIN or EOF when the peer has
@@ -1166,7 +1518,8 @@ static void conn_start(struct bench *b)
             return;
         }
     }
-    if (connect(fd, (struct sockaddr *)&b->dst, sizeof b->dst) < 0 && errno != EINPROGRESS) {
+    const struct sockaddr_in *dst = b->o.port2 && (id & 1) ? &b->dst2 : &b->dst;   /* --port2: odd ids */
+    if (connect(fd, (const struct sockaddr *)dst, sizeof *dst) < 0 && errno != EINPROGRESS) {
         conn_fail(b, c, "connect: %s", strerror(errno));
         return;
     }
@@ -1175,7 +1528,41 @@ static void conn_start(struct bench *b)
         conn_fail(b, c, "epoll_ctl: %s", strerror(errno));
 }
 
-/* TCP is up (or failed): send the upgrade request. */
+/* The byte stream is up (TCP, or TLS over it): send the upgrade request. */
+static void send_upgrade(struct bench *b, struct conn *c)
+{
+    make_key(b, c->key);
+    char req[1024], ext[300] = "";
+    if (b->o.deflate)
+        snprintf(ext, sizeof ext, "Sec-WebSocket-Extensions: %s\r\n", b->o.deflate);
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: %s:%ld\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+                     b->o.path, b->o.host, b->o.port, c->key, ext);
+    if (n < 0 || (size_t)n >= sizeof req) {
+        conn_fail(b, c, "request too long");
+        return;
+    }
+    c->state = C_HANDSHAKE;
+    bbuf_append(&c->out, req, (size_t)n);
+    flush_conn(b, c);
+}
+
+/* One step of the TLS handshake; the upgrade request once it is done. */
+static void tls_step(struct bench *b, struct conn *c)
+{
+    ERR_clear_error();
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1) {
+        send_upgrade(b, c);
+        return;
+    }
+    errno = tls_errno(c->ssl, r);
+    if (errno != EAGAIN)
+        conn_fail(b, c, "TLS handshake: %s", errno ? io_error(c) : "the server closed the connection");
+}
+
+/* TCP is up (or failed): TLS first with --tls, then the upgrade request. */
 static void conn_connected(struct bench *b, struct conn *c, uint32_t ev)
 {
     int err = 0;
@@ -1188,19 +1575,18 @@ static void conn_connected(struct bench *b, struct conn *c, uint32_t ev)
         conn_fail(b, c, "connect: %s", strerror(err));
         return;
     }
-    make_key(b, c->key);
-    char req[1024];
-    int n = snprintf(req, sizeof req,
-                     "GET %s HTTP/1.1\r\nHost: %s:%ld\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                     "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                     b->o.path, b->o.host, b->o.port, c->key);
-    if (n < 0 || (size_t)n >= sizeof req) {
-        conn_fail(b, c, "request too long");
+    if (!b->ssl_ctx) {
+        send_upgrade(b, c);
         return;
     }
-    c->state = C_HANDSHAKE;
-    bbuf_append(&c->out, req, (size_t)n);
-    flush_conn(b, c);
+    c->ssl = SSL_new(b->ssl_ctx);
+    if (!c->ssl || !SSL_set_fd(c->ssl, c->fd)) {
+        conn_fail(b, c, "SSL_new failed");
+        return;
+    }
+    SSL_set_connect_state(c->ssl);
+    c->state = C_TLS;
+    tls_step(b, c);
 }
 
 static void on_event(struct bench *b, uint32_t id, uint32_t ev)
@@ -1212,7 +1598,11 @@ static void on_event(struct bench *b, uint32_t id, uint32_t ev)
         conn_connected(b, c, ev);
         return;
     }
-    if (ev & EPOLLOUT)
+    if (c->state == C_TLS) {
+        tls_step(b, c);
+        return;
+    }
+    if (ev & EPOLLOUT || c->ssl)        /* TLS may want a read before it can write */
         flush_conn(b, c);
     if (c->state != C_FREE && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP)))
         conn_readable(b, c, ev);
@@ -1232,6 +1622,8 @@ static void check_deadlines(struct bench *b)
             continue;
         if (c->state == C_CONNECTING)
             conn_fail(b, c, "TCP connect not completed within 10 s");
+        else if (c->state == C_TLS)
+            conn_fail(b, c, "TLS handshake not completed within 10 s");
         else if (c->state == C_HANDSHAKE)
             conn_fail(b, c, "no handshake answer within 10 s");
         else if (b->o.w == W_CONNECT)
@@ -1485,7 +1877,10 @@ static void window_open(struct bench *b, struct window *w, bool reset)
     if (reset) {
         b->count = 0;
         memset(&b->hist, 0, sizeof b->hist);
+        memset(&b->hist_cross, 0, sizeof b->hist_cross);
     }
+    b->rx_window = b->rx_bytes;
+    b->msg_window = b->msg_bytes;
     w->t0 = now_ns();
     w->cpu0 = self_cpu();
     b->reads_window = b->reads;
@@ -1501,6 +1896,8 @@ static void window_close(struct bench *b, struct window *w)
     w->t1 = now_ns();
     w->cpu1 = self_cpu();
     b->reads_window = b->reads - b->reads_window;
+    b->rx_window = b->rx_bytes - b->rx_window;
+    b->msg_window = b->msg_bytes - b->msg_window;
     if (b->up_fd >= 0) {
         if (write(b->up_fd, "w", 1) < 0)    /* tell the parent the window is over */
             fail(b, "pipe to the parent: %s", strerror(errno));
@@ -1668,7 +2065,7 @@ static void goodbye(struct bench *b)
     b->now = now_ns();
     for (uint32_t i = 0; i < b->nslots; i++) {
         struct conn *c = &b->c[i];
-        if (c->state == C_CONNECTING || c->state == C_HANDSHAKE) {
+        if (c->state == C_CONNECTING || c->state == C_TLS || c->state == C_HANDSHAKE) {
             conn_finish(b, c);
         } else if (c->state == C_OPEN) {
             queue_frame(b, c, OP_CLOSE, normal, 2);
@@ -1718,6 +2115,25 @@ static uint32_t auto_sources(const struct opts *o, struct in_addr dst)
     return (uint32_t)((o->n + per - 1) / per);
 }
 
+/* --tls: a client context that trusts any certificate (the benchmark's
+ * self-signed one) and offers ALPN http/1.1; it drops its buffers while a
+ * connection is idle only where connections are idle (idle, connect), so
+ * that the busy workloads do not pay an allocation per read. */
+static SSL_CTX *tls_client_ctx(enum workload w)
+{
+    static const unsigned char alpn[] = "\x08http/1.1";
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx)
+        return NULL;
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              (w == W_IDLE || w == W_CONNECT ? SSL_MODE_RELEASE_BUFFERS : 0));
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof alpn - 1);
+    return ctx;
+}
+
 /* Allocates everything the run needs up front; false (with a reason) if it cannot. */
 static bool bench_init(struct bench *b)
 {
@@ -1726,6 +2142,12 @@ static bool bench_init(struct bench *b)
     b->dst.sin_port = htons((uint16_t)o->port);
     if (inet_pton(AF_INET, o->host, &b->dst.sin_addr) != 1) {
         fail(b, "--host %s is not a numeric IPv4 address", o->host);
+        return false;
+    }
+    b->dst2 = b->dst;
+    b->dst2.sin_port = htons((uint16_t)o->port2);
+    if (o->tls && !(b->ssl_ctx = tls_client_ctx(o->w))) {
+        fail(b, "cannot set up TLS: %s", ERR_reason_error_string(ERR_get_error()));
         return false;
     }
     uint64_t seed = 0;
@@ -1767,8 +2189,6 @@ static bool bench_init(struct bench *b)
     }
     if (o->w == W_BROADCAST || o->w == W_CHAT) {
         b->tmpl = xcalloc(1, (size_t)o->size + 64);    /* + room for a too-long chat prefix */
-        if (o->w == W_CHAT)
-            memset(b->tmpl, 'x', (size_t)o->size);
         b->pub_seq = xcalloc((size_t)o->publishers, sizeof *b->pub_seq);
         b->last_seq = xcalloc((size_t)o->n * (size_t)o->publishers, sizeof *b->last_seq);
     }
@@ -1850,6 +2270,13 @@ static void report(struct bench *b, const struct window *w, long rss0, long rss1
         printf(" rss_per_conn=%ld rss_before_kb=%ld rss_after_kb=%ld", per, rss0 < 0 ? 0 : rss0,
                rss1 < 0 ? 0 : rss1);
     }
+    printf(" tls=%s deflate=%" PRIu64, o->tls ? "yes" : "no", b->pmd_conns);
+    if (o->w != W_IDLE && o->w != W_CONNECT && b->count)
+        printf(" rx_bytes=%" PRIu64 " rx_bytes_per_msg=%.1f msg_bytes_per_msg=%.1f", b->rx_window,
+               (double)b->rx_window / (double)b->count, (double)b->msg_window / (double)b->count);
+    if (o->port2)
+        printf(" cross=%" PRIu64 " p50_cross_us=%.1f p99_cross_us=%.1f", b->hist_cross.n,
+               (double)hist_quantile(&b->hist_cross, 0.50) / 1e3, (double)hist_quantile(&b->hist_cross, 0.99) / 1e3);
     printf(" open_s=%.3f opened=%" PRIu64 " sources=%u\n", b->open_s,
            o->w == W_CONNECT ? b->finished : b->opened, b->sources);
     fflush(stdout);
@@ -1888,6 +2315,7 @@ struct wres {
     bool ran, failed;
     char why[512];
     uint64_t count, lost, reordered, errors, reads, reads_window, opened, finished;
+    uint64_t rx_window, msg_window, pmd_conns;
     uint64_t t0, t1;
     double cpu, open_s;
     struct hist hist;
@@ -1916,6 +2344,9 @@ static int worker(struct bench *b, long i, struct wres *res, int up, int down)
     res->errors = b->errors;
     res->reads = b->reads;
     res->reads_window = b->reads_window;
+    res->rx_window = b->rx_window;
+    res->msg_window = b->msg_window;
+    res->pmd_conns = b->pmd_conns;
     res->opened = b->opened;
     res->finished = b->finished;
     res->t0 = w.t0;
@@ -2069,6 +2500,9 @@ static int run_procs(struct bench *b)
         b->errors += r->errors;
         b->reads += r->reads;
         b->reads_window += r->reads_window;
+        b->rx_window += r->rx_window;
+        b->msg_window += r->msg_window;
+        b->pmd_conns += r->pmd_conns;
         b->opened += r->opened;
         b->finished += r->finished;
         b->open_s = fmax(b->open_s, r->open_s);

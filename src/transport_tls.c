@@ -285,6 +285,8 @@ static ssize_t tls_recv(void *state, int fd, void *buf, size_t len)
         int r = SSL_read(t->ssl, (uint8_t *)buf + got, (int)want);
         if (r > 0) {
             got += (size_t)r;
+            if (!SSL_has_pending(t->ssl))
+                break;   /* all read ahead is used: epoll (level-triggered) tells when more comes */
             continue;
         }
         int e = SSL_get_error(t->ssl, r);

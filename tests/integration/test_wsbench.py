@@ -19,6 +19,7 @@ import time
 import pytest
 
 from conftest import ROOT, free_port
+from tlsutil import make_pki
 from wsraw import GUID, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, mask_bytes
 
 WSBENCH = os.environ.get("WSBENCH_BIN", os.path.join(ROOT, "build", "wsbench"))
@@ -128,6 +129,83 @@ def test_sources(hub):
     assert res["sources"] == "4"
 
 
+@pytest.fixture(scope="module")
+def pki_tls():
+    _, tls, cleanup = make_pki()
+    yield tls
+    cleanup()
+
+
+@pytest.fixture
+def wss_hub(start_server, pki_tls):
+    """wshub speaking TLS, with permessage-deflate on."""
+    return start_server("--rate-limit", "0", "--binary-rate-limit", "0", "--binary-byte-rate", "0",
+                        "--max-binary", "1m", "--deflate", tls=pki_tls)
+
+
+@pytest.mark.parametrize("deflate", [[], ["--deflate"]])
+def test_wss_echo(wss_hub, deflate):
+    res = run_ok(wss_hub, "echo", "--tls", *deflate, "--conns", 20, "--inflight", 2, "--size", 1024,
+                 "--server-pid", wss_hub.proc.pid, *SHORT)
+    assert res["tls"] == "yes", res
+    assert res["deflate"] == ("20" if deflate else "0"), res
+    wire, msg = float(res["rx_bytes_per_msg"]), float(res["msg_bytes_per_msg"])
+    assert msg == 1024.0, res
+    assert (wire < msg) if deflate else (wire == msg + 4), res   # 4: a 16-bit frame header
+
+
+def test_wss_echo_procs(wss_hub):
+    """Two worker processes, each with its own TLS context."""
+    res = run_ok(wss_hub, "echo", "--tls", "--conns", 10, "--procs", 2, "--size", 200,
+                 "--duration", "1", "--warmup", "0.2")
+    assert res["tls"] == "yes" and res["procs"] == "2", res
+
+
+def test_wss_broadcast_and_deflate_chat(wss_hub):
+    res = run_ok(wss_hub, "broadcast", "--tls", "--members", 40, "--publishers", 4, "--size", 64, *SHORT)
+    assert res["tls"] == "yes" and res["deflate"] == "0", res
+    res = run_ok(wss_hub, "chat", "--tls", "--deflate", "--members", 40, "--publishers", 4, "--size", 1024,
+                 *SHORT)
+    assert res["deflate"] == "40", res
+    # chat words compress about 2:1 even inside wshub's JSON event
+    assert float(res["rx_bytes_per_msg"]) < 0.7 * float(res["msg_bytes_per_msg"]), res
+
+
+def test_wss_idle(wss_hub):
+    res = run_ok(wss_hub, "idle", "--tls", "--deflate", "--conns", 100, "--duration", "1",
+                 "--server-pid", wss_hub.proc.pid)
+    assert res["tls"] == "yes" and res["deflate"] == "100" and res["count"] == "100", res
+    assert int(res["rss_per_conn"]) > 0, res
+
+
+def test_deflate_offer_declined(hub):
+    """A server without --deflate declines the offer: plain frames, counted as such."""
+    res = run_ok(hub, "chat", "--deflate", "--members", 10, "--publishers", 2, "--size", 256, *SHORT)
+    assert res["deflate"] == "0" and res["tls"] == "no", res
+    assert float(res["rx_bytes_per_msg"]) > float(res["msg_bytes_per_msg"]), res
+
+
+def test_tls_to_a_plain_port_fails(hub):
+    """--tls against a port that speaks plain HTTP: a TLS error, exit 1, no hang."""
+    code, res, err = wsbench("echo", "--tls", "--port", hub.port, "--conns", 2, "--duration", "0.5",
+                             timeout=20)
+    assert code == 1, err
+    assert "TLS handshake" in err, err
+
+
+def test_port2_spreads_members_over_two_nodes(start_server, redis_server):
+    """Two wshub nodes of one cluster: every other member on the second; the
+    deliveries from a publisher on the other node get their own latency."""
+    args = ("--rate-limit", "0", "--binary-rate-limit", "0", "--binary-byte-rate", "0",
+            "--redis", redis_server.url())
+    a, b = start_server(*args), start_server(*args)
+    res = run_ok(a, "broadcast", "--port2", b.port, "--members", 20, "--publishers", 4, "--size", 64,
+                 *SHORT)
+    assert int(res["cross"]) > 0 and int(res["cross"]) < int(res["count"]), res
+    assert 0 < float(res["p50_cross_us"]) <= float(res["p99_cross_us"]), res
+    assert b.alive(), b.log()
+
+
 def test_nothing_listening():
     port = free_port()
     code, res, err = wsbench("echo", "--port", port, "--conns", 5, "--duration", "1", timeout=15)
@@ -161,7 +239,9 @@ def test_wrong_endpoint_fails(hub):
 
 @pytest.mark.parametrize("args", [[], ["nosuch"], ["echo", "--bogus", "1"], ["echo", "--conns", "x"],
                                   ["broadcast", "--size", "8"], ["chat", "--size", "20"],
-                                  ["broadcast", "--members", "2", "--publishers", "3"]])
+                                  ["broadcast", "--members", "2", "--publishers", "3"],
+                                  ["echo", "--port2", "9", "--procs", "2"],
+                                  ["echo", "--deflate-offer", ""]])
 def test_bad_usage(args):
     code, res, err = wsbench(*args, timeout=10)
     assert code == 2, (args, err)

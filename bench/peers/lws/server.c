@@ -1,11 +1,16 @@
 /*
  * Peer server for wshub's benchmarks (bench/run.sh), on libwebsockets
- * (Debian 12's libwebsockets-dev, 4.1.x). Usage: lws-server PORT.
+ * (Debian 12's libwebsockets-dev, 4.1.x).
+ * Usage: lws-server PORT [--cert FILE --key FILE] [--deflate]
+ *   --cert/--key  TLS (lws's OpenSSL backend): https and wss
+ *   --deflate     permessage-deflate (lws_extension_callback_pm_deflate, with
+ *                 lws's defaults: the server keeps its context; compressed per
+ *                 send, so a room message is compressed once per member)
  *
  * Listens on 127.0.0.1:PORT. /echo sends every message back to its sender
  * with the same type; any other path is a room named by the path that relays
  * every message (same type, same bytes) to all its members, the sender
- * included. One thread (lws_service), no extensions (no permessage-deflate),
+ * included. One thread (lws_service), no extensions unless --deflate,
  * messages up to 16 MiB, pings answered by lws, no per-message logging. The
  * same behaviour as bench/peers/node and bench/peers/python.
  *
@@ -294,10 +299,28 @@ int main(int argc, char **argv)
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
 	memset(&info, 0, sizeof(info));
+	static const struct lws_extension exts[] = {
+		{ "permessage-deflate", lws_extension_callback_pm_deflate, "permessage-deflate; client_max_window_bits" },
+		{ NULL, NULL, NULL },
+	};
 	info.port = argc > 1 ? atoi(argv[1]) : 9002;
+	for (int i = 2; i < argc; i++) {
+		if (!strcmp(argv[i], "--cert") && i + 1 < argc) {
+			info.ssl_cert_filepath = argv[++i];
+		} else if (!strcmp(argv[i], "--key") && i + 1 < argc) {
+			info.ssl_private_key_filepath = argv[++i];
+		} else if (!strcmp(argv[i], "--deflate")) {
+			info.extensions = exts;
+		} else {
+			fprintf(stderr, "usage: lws-server PORT [--cert FILE --key FILE] [--deflate]\n");
+			return 2;
+		}
+	}
 	info.iface = "127.0.0.1";
 	info.protocols = protocols;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+	if (info.ssl_cert_filepath)
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.count_threads = 1;
 	info.pt_serv_buf_size = 65536;
 

@@ -1,24 +1,44 @@
 // Peer server for wshub's benchmarks (bench/run.sh), on Node's `ws` library.
-// Listens on 127.0.0.1:PORT (argv[2]). /echo sends every message back to its
+// Usage: node server.js PORT [--cert FILE --key FILE] [--deflate]
+// Listens on 127.0.0.1:PORT. /echo sends every message back to its
 // sender with the same type; any other path is a room named by the path that
 // relays every message (same type, same bytes) to all its members, the sender
-// included. One thread, no compression, messages up to 16 MiB, no per-message
-// logging. The same behaviour as bench/peers/lws and bench/peers/python.
+// included. One thread, messages up to 16 MiB, no per-message logging. The
+// same behaviour as bench/peers/lws and bench/peers/python.
+// --cert/--key: TLS (https.createServer; wss). --deflate: ws's
+// perMessageDeflate with its defaults (the server keeps its context unless
+// the client offers server_no_context_takeover; ws compresses per send, so a
+// room message is compressed once per member), except the threshold, 128 B
+// as wshub's --deflate-min-size. Without it, no compression.
 'use strict';
 
+const fs = require('fs');
+const https = require('https');
 const { WebSocketServer } = require('ws');
 
-const port = Number(process.argv[2] || 9001);
+const args = process.argv.slice(2);
+const port = Number(args[0] || 9001);
+const opt = (name) => { const i = args.indexOf(name); return i > 0 ? args[i + 1] : undefined; };
+const cert = opt('--cert'), key = opt('--key');
+const deflate = args.includes('--deflate');
 const rooms = new Map(); // path -> Set of sockets
 
-const wss = new WebSocketServer({
-  host: '127.0.0.1',
-  port,
-  perMessageDeflate: false,
+const common = {
+  perMessageDeflate: deflate ? { threshold: 128 } : false,
   maxPayload: 16 * 1024 * 1024,
   clientTracking: false,
-  backlog: 4096,
-});
+};
+let wss;
+if (cert && key) {
+  const server = https.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) });
+  wss = new WebSocketServer({ server, ...common });
+  server.on('error', (err) => { process.stderr.write(`node ws peer: ${err.message}\n`); process.exit(1); });
+  server.listen({ host: '127.0.0.1', port, backlog: 4096 },
+    () => process.stderr.write(`node ws peer listening on 127.0.0.1:${port} (TLS)\n`));
+} else {
+  wss = new WebSocketServer({ host: '127.0.0.1', port, backlog: 4096, ...common });
+  wss.on('listening', () => process.stderr.write(`node ws peer listening on 127.0.0.1:${port}\n`));
+}
 
 wss.on('connection', (ws, req) => {
   const path = req.url.split('?')[0];
@@ -45,7 +65,6 @@ wss.on('connection', (ws, req) => {
   });
 });
 
-wss.on('listening', () => process.stderr.write(`node ws peer listening on 127.0.0.1:${port}\n`));
 wss.on('error', (err) => {
   process.stderr.write(`node ws peer: ${err.message}\n`);
   process.exit(1);

@@ -1,12 +1,22 @@
 /*
  * Peer server for wshub's benchmarks (bench/run.sh), on uWebSockets
- * (uNetworking/uWebSockets v20 with uNetworking/uSockets, plain TCP:
- * LIBUS_NO_SSL). Usage: uws-server PORT.
+ * (uNetworking/uWebSockets v20 with uNetworking/uSockets), built by
+ * bench/peers/uws/build.sh in two flavours: plain TCP (LIBUS_NO_SSL) and
+ * OpenSSL (LIBUS_USE_OPENSSL).
+ * Usage: uws-server PORT [--cert FILE --key FILE] [--deflate]
+ *   --cert/--key  TLS (an SSLApp; the OpenSSL flavour only): https and wss
+ *   --deflate     permessage-deflate with uWS's SHARED_COMPRESSOR and
+ *                 SHARED_DECOMPRESSOR (no context takeover either way: one
+ *                 deflate and one inflate stream for the whole loop, no
+ *                 per-socket window, the lowest memory uWS offers); a room
+ *                 message is compressed once (Loop::prepareMessage) and sent
+ *                 to every member with App::publishPrepared, as wshub's
+ *                 broadcast compresses once. Echo compresses per send.
  *
  * Listens on 127.0.0.1:PORT. /echo sends every message back to its sender
  * with the same type; any other path is a room named by the path that relays
  * every message (same type, same bytes) to all its members, the sender
- * included. One thread (one uWS::Loop), no compression, messages up to
+ * included. One thread (one uWS::Loop), compression only with --deflate, messages up to
  * 16 MiB, pings answered by uWS, no keepalive pings of its own, no idle
  * timeout, no per-message logging. The same behaviour as bench/peers/lws,
  * bench/peers/node and bench/peers/python.
@@ -26,6 +36,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 namespace {
@@ -39,19 +50,14 @@ unsigned long long dropped;
 
 }  // namespace
 
-int main(int argc, char **argv)
+/* The app (App or SSLApp) with the peer's behaviour, listening on 127.0.0.1:port. */
+template <class APP>
+void serve(APP &app, int port, bool deflate)
 {
-    int port = argc > 1 ? std::atoi(argv[1]) : 9004;
-    if (port <= 0 || port > 65535) {
-        std::fprintf(stderr, "usage: uws-server PORT\n");
-        return 2;
-    }
-    std::signal(SIGPIPE, SIG_IGN);
-
-    uWS::App app;
-    uWS::App *appp = &app;
-    app.ws<PerSocket>("/*", {
-        .compression = uWS::DISABLED,
+    APP *appp = &app;
+    app.template ws<PerSocket>("/*", {
+        .compression = deflate ? uWS::CompressOptions(uWS::SHARED_COMPRESSOR | uWS::SHARED_DECOMPRESSOR)
+                               : uWS::DISABLED,
         .maxPayloadLength = MAX_MESSAGE,
         .idleTimeout = 0,
         .maxBackpressure = 1024u * 1024 * 1024,
@@ -70,12 +76,16 @@ int main(int argc, char **argv)
             if (!p->room.empty())
                 ws->subscribe(p->room);
         },
-        .message = [appp](auto *ws, std::string_view message, uWS::OpCode op) {
+        .message = [appp, deflate](auto *ws, std::string_view message, uWS::OpCode op) {
             PerSocket *p = ws->getUserData();
-            if (p->room.empty())
-                ws->send(message, op);
-            else
+            if (p->room.empty()) {
+                ws->send(message, op, deflate);
+            } else if (deflate) {
+                uWS::PreparedMessage m = uWS::Loop::get()->prepareMessage(message, op, true);
+                appp->publishPrepared(p->room, m);
+            } else {
                 appp->publish(p->room, message, op);
+            }
         },
         .dropped = [](auto *, std::string_view, uWS::OpCode) {
             if (dropped++ < 10)
@@ -89,5 +99,43 @@ int main(int argc, char **argv)
         std::fprintf(stderr, "uws peer listening on 127.0.0.1:%d\n", port);
     });
     app.run();
+}
+
+int main(int argc, char **argv)
+{
+    int port = argc > 1 ? std::atoi(argv[1]) : 0;
+    const char *cert = nullptr, *key = nullptr;
+    bool deflate = false;
+    for (int i = 2; i < argc; i++) {
+        if (!std::strcmp(argv[i], "--cert") && i + 1 < argc)
+            cert = argv[++i];
+        else if (!std::strcmp(argv[i], "--key") && i + 1 < argc)
+            key = argv[++i];
+        else if (!std::strcmp(argv[i], "--deflate"))
+            deflate = true;
+        else
+            port = 0;
+    }
+    if (port <= 0 || port > 65535 || !cert != !key) {
+        std::fprintf(stderr, "usage: uws-server PORT [--cert FILE --key FILE] [--deflate]\n");
+        return 2;
+    }
+    std::signal(SIGPIPE, SIG_IGN);
+    if (cert) {
+#ifdef LIBUS_NO_SSL
+        std::fprintf(stderr, "uws peer: built without TLS (LIBUS_NO_SSL); use uws-server-ssl\n");
+        return 2;
+#else
+        uWS::SSLApp app({ .key_file_name = key, .cert_file_name = cert });
+        if (app.constructorFailed()) {
+            std::fprintf(stderr, "uws peer: cannot load %s / %s\n", cert, key);
+            return 1;
+        }
+        serve(app, port, deflate);
+#endif
+    } else {
+        uWS::App app;
+        serve(app, port, deflate);
+    }
     return 0;
 }
