@@ -24,6 +24,7 @@
 
 #define NICK_QUERY_MAX 256
 #define JOINERS_BUCKETS 1024
+#define EARLY_MAX (64u << 10)   /* bytes a member may send before its welcome; kept, then handled */
 
 _Static_assert(COMMAND_NICK_MAX <= HUB_NICK_MAX, "a valid nick must fit the hub's nick");
 _Static_assert(COMMAND_ROOM_MAX <= HUB_ROOM_MAX, "a valid room name must fit the hub's room name");
@@ -53,8 +54,18 @@ struct resume {
 /* A member not yet welcomed: its join is on its way through the room's
  * order (the member is pending in the hub until it comes back), or the room
  * is not yet in order. */
+/* A message a member sent before its welcome. */
+struct early {
+    struct early *next;
+    enum ws_opcode op;
+    size_t len;
+    uint8_t data[];
+};
+
 struct joining {
     struct joining *next;  /* in its chat.joiners chain */
+    struct early *early, **early_tail;   /* what it sent meanwhile, oldest first */
+    size_t early_bytes;
     struct chat_client *cl;
     struct resume resume;
     uint64_t id;           /* this node's number for the join, to know it when it comes back */
@@ -370,24 +381,64 @@ static struct joining **joiner_slot(struct chat *chat, uint64_t id)
     return p;
 }
 
-/* Forgets cl's join (it was welcomed, or it left). */
-static void joining_drop(struct chat *chat, struct chat_client *cl)
+static void early_free(struct early *e)
+{
+    while (e) {
+        struct early *next = e->next;
+        free(e);
+        e = next;
+    }
+}
+
+/* Forgets cl's join (it was welcomed, or it left); returns what it sent
+ * meanwhile, for the caller to handle and free. */
+static struct early *joining_drop(struct chat *chat, struct chat_client *cl)
 {
     struct joining *j = cl->waiting;
     if (!j)
-        return;
+        return NULL;
     struct joining **p = joiner_slot(chat, j->id);
     if (*p == j)
         *p = j->next;
+    struct early *e = j->early;
     cl->waiting = NULL;
     free(j);
+    return e;
 }
 
-/* Welcomes cl (settled, in a room in order) and forgets how it joined. */
+/* Keeps a message cl sent before its welcome, within EARLY_MAX bytes (over
+ * it the connection closes: a client that does not wait for a welcome it
+ * asked for only hurts itself). */
+static void early_keep(struct chat_client *cl, enum ws_opcode op, const uint8_t *data, size_t len)
+{
+    struct joining *j = cl->waiting;
+    struct early *e = j->early_bytes + len <= EARLY_MAX ? malloc(sizeof(*e) + len) : NULL;
+    if (!e) {
+        conn_close(cl->member.sink, WS_CLOSE_POLICY, "too much sent before the welcome");
+        return;
+    }
+    e->next = NULL;
+    e->op = op;
+    e->len = len;
+    memcpy(e->data, data, len);
+    if (!j->early)
+        j->early_tail = &j->early;
+    *j->early_tail = e;
+    j->early_tail = &e->next;
+    j->early_bytes += len;
+}
+
+static void chat_message(void *ctx, struct conn *c, enum ws_opcode op, uint8_t *data, size_t len);
+
+/* Welcomes cl (settled, in a room in order), forgets how it joined, and
+ * handles what it sent before, in order. */
 static void welcome_joined(struct chat *chat, struct chat_client *cl)
 {
     welcome(chat, cl, &cl->waiting->resume);
-    joining_drop(chat, cl);
+    struct early *early = joining_drop(chat, cl);
+    for (struct early *e = early; e && conn_is_open(cl->member.sink); e = e->next)
+        chat_message(chat, cl->member.sink, e->op, e->data, e->len);
+    early_free(early);
 }
 
 /* Publishes cl's join into its room's order; it is welcomed when the join
@@ -626,7 +677,7 @@ static void chat_close(void *ctx, struct conn *c)
     char nick[HUB_NICK_MAX + 1];
     memcpy(nick, cl->member.nick, sizeof(nick));
     int sent = !cl->waiting || cl->waiting->sent;
-    joining_drop(chat, cl);
+    early_free(joining_drop(chat, cl));
     hub_leave_keep(chat->hub, &cl->member);
     conn_set_data(c, NULL);
     pool_free(&chat->clients, cl);
@@ -800,7 +851,9 @@ static void chat_message(void *ctx, struct conn *c, enum ws_opcode op, uint8_t *
 {
     struct chat *chat = ctx;
     struct chat_client *cl = conn_data(c);
-    if (op == WS_OP_TEXT)
+    if (cl->waiting)
+        early_keep(cl, op, data, len);
+    else if (op == WS_OP_TEXT)
         chat_line(chat, cl, (const char *)data, len);
     else
         relay_binary(chat, cl, data, len);

@@ -377,3 +377,24 @@ def test_node_timeout_option_checked(start_server):
     from conftest import BINARY
     r = subprocess.run([BINARY, "--node-timeout", "0"], capture_output=True, text=True, timeout=10)
     assert r.returncode == 2 and "--node-timeout" in r.stderr, r
+
+
+def test_lines_sent_before_the_welcome_are_kept(start_server, redis_server):
+    """A client that sends at once (websocat piping a file) loses nothing:
+    what it sent before its welcome is handled after it, in order, under the
+    nick the cluster gave it."""
+    a, b = nodes(start_server, redis_server, 2)
+
+    async def go():
+        wb, _ = await welcome_of(b, "p5", "early")
+        ws = await connect(a, "/ws/p5?nick=early")
+        for i in range(5):
+            await ws.send("line%d" % i)
+        w = await recv_event(ws)
+        assert w["type"] == "welcome" and w["nick"] != "early", w
+        got = await messages(ws, 5)
+        assert [t for _, t in got] == ["line%d" % i for i in range(5)], got
+        seen = await messages(wb, 5)
+        assert seen == got, (seen, got)
+        await close_all(ws, wb)
+    run(go())
