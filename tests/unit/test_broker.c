@@ -1,7 +1,8 @@
 /* test_broker: the in-memory broker (src/broker_memory.c): a publication comes
  * straight back to the handler, in publish order, with its kind and bytes and
  * no number (the hub numbers messages on one node), even when the publisher
- * passed one. */
+ * passed one; a roster change comes back as asked, as this node's, with the
+ * nick the hub guessed standing. */
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,48 @@ static void on_deliver(void *ctx, const char *room, const struct broker_pub *p)
     R.last = *p;
     memcpy(R.data, p->data, p->len);
 }
+
+static struct {
+    int calls;
+    char room[16];
+    struct broker_presence last;
+    char nick[40], old[40];
+} P;
+
+static void on_presence(void *ctx, const char *room, const struct broker_presence *p)
+{
+    (void)ctx;
+    P.calls++;
+    strcpy(P.room, room);
+    P.last = *p;
+    strcpy(P.nick, p->nick);
+    strcpy(P.old, p->old ? p->old : "");
+}
+
+START_TEST(test_memory_hands_presence_back_as_asked)
+{
+    struct broker_handler h = {.deliver = on_deliver, .presence = on_presence};
+    struct broker b;
+    memset(&P, 0, sizeof(P));
+    ck_assert_int_eq(broker_memory_init(&b, &h), 0);
+    struct broker_presence j = {.kind = BROKER_JOIN, .id = 7, .nick = "want", .old = "guess", .guest = 0};
+    ck_assert_int_eq(broker_presence(&b, "lobby", &j), 0);
+    ck_assert_int_eq(P.calls, 1);
+    ck_assert_str_eq(P.room, "lobby");
+    ck_assert_int_eq(P.last.kind, BROKER_JOIN);
+    ck_assert_uint_eq(P.last.id, 7);
+    ck_assert_int_eq(P.last.mine, 1);    /* one node: every member is this node's */
+    ck_assert_int_eq(P.last.given, 0);   /* the hub's guess stands */
+    ck_assert_int_eq(P.last.refused, 0);
+    ck_assert_str_eq(P.nick, "want");
+    ck_assert_str_eq(P.old, "guess");
+    struct broker_presence l = {.kind = BROKER_LEAVE, .nick = "want"};
+    ck_assert_int_eq(broker_presence(&b, "lobby", &l), 0);
+    ck_assert_int_eq(P.calls, 2);
+    ck_assert_int_eq(P.last.kind, BROKER_LEAVE);
+    broker_free(&b);
+}
+END_TEST
 
 START_TEST(test_memory_hands_back_in_order)
 {
@@ -59,6 +102,7 @@ int main(void)
     Suite *s = suite_create("broker");
     TCase *tc = tcase_create("memory");
     tcase_add_test(tc, test_memory_hands_back_in_order);
+    tcase_add_test(tc, test_memory_hands_presence_back_as_asked);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
