@@ -780,7 +780,10 @@ static void send_heartbeat(struct redis_broker *rb)
 {
     char nodes[200], timeout[24], budget[24];
     int n = snprintf(nodes, sizeof(nodes), "%s:nodes", rb->prefix);
-    snprintf(timeout, sizeof(timeout), "%llu", (unsigned long long)rb->cfg.node_timeout_ms);
+    /* silent for three quarters of the timeout, with a check every quarter:
+     * a dead node's members are gone within the timeout; a live node misses
+     * three heartbeats in a row before it is taken for dead */
+    snprintf(timeout, sizeof(timeout), "%llu", (unsigned long long)(rb->cfg.node_timeout_ms * 3 / 4));
     snprintf(budget, sizeof(budget), "%d", EXPIRE_BUDGET);
     const char *argv[] = {nodes, rb->node_id, timeout, rb->prefix, budget};
     size_t lens[] = {(size_t)n, strlen(rb->node_id), strlen(timeout), strlen(rb->prefix), strlen(budget)};
@@ -792,7 +795,7 @@ static void on_heartbeat_timer(struct loop *l, struct loop_timer *t)
 {
     struct redis_broker *rb = (struct redis_broker *)(void *)((char *)t - offsetof(struct redis_broker, heartbeat));
     send_heartbeat(rb);
-    loop_timer_after(l, t, rb->cfg.node_timeout_ms / 3);
+    loop_timer_after(l, t, rb->cfg.node_timeout_ms / 4);
 }
 
 static void redis_room_open(void *impl, const char *room)
@@ -929,7 +932,7 @@ int broker_redis_init(struct broker *b, const struct broker_handler *h, const st
         return -1;
     }
     rb->heartbeat.cb = on_heartbeat_timer;
-    loop_timer_after(cfg->loop, &rb->heartbeat, rb->cfg.node_timeout_ms / 3);
+    loop_timer_after(cfg->loop, &rb->heartbeat, rb->cfg.node_timeout_ms / 4);
     *b = (struct broker){.ops = &redis_ops, .impl = rb};
     return 0;
 }

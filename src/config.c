@@ -90,7 +90,7 @@ static const struct option_def options[] = {
      0, 0},
     {"node-id", K_STRING, FIELD(node_id), "STR", "this node's name in the cluster (default HOSTNAME:PID)", 0, 0},
     {"node-timeout", K_SECONDS, FIELD(node_timeout), "S",
-     "with --redis: a node silent this long is taken for dead and its members leave; 1 or more", 0, 0},
+     "with --redis: the members of a node that dies leave their rooms within S seconds; 1 or more", 0, 0},
     {"history-ttl", K_SECONDS, FIELD(history_ttl), "S",
      "with --redis: an idle room's history expires after S seconds; 0 = never", 0, 0},
     {"workers", K_WORKERS, FIELD(workers), "N|auto",

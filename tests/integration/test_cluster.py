@@ -360,7 +360,7 @@ def test_members_of_a_killed_node_leave(start_server, redis_server):
         e = await until_event(wa, "leave", nick="doomed", timeout=15)
         took = time.monotonic() - t0
         assert e["count"] == 1 and e.get("reason") == "timeout", e
-        assert took < 2 + 2, "the leave took %.1f s with --node-timeout 2" % took
+        assert took < 2 + 0.5, "the leave took %.1f s with --node-timeout 2" % took
         await wa.send("/who")
         e = await until_event(wa, "members")
         assert e["members"] == ["stays"], e
