@@ -7,10 +7,13 @@
  * of its members) and the zset P:nodes (N -> last heartbeat, Redis's clock).
  * A publication travels as KIND SEQ ':' EPOCH ':' DATA: KIND M (a message,
  * SEQ its number) or B (binary), or J, N, L (join, rename, leave: SEQ is
- * the roster change's number, DATA NODE US ID US NICK US OLD US WHY). A room this node follows is SUBSCRIBING (waiting for its
- * subscription), SYNCING (reading its state and stream) or READY; what
- * arrives while it is not ready is held, bounded, and replayed in order.
- * Owns its links and room table; never touches clients, never blocks. */
+ * the roster change's number, DATA NODE US ID US NICK US OLD US WHY). The
+ * scripts are in broker_redis_lua.c. A room this node follows is
+ * SUBSCRIBING (waiting for its subscription), SYNCING (reading its state,
+ * stream and roster) or READY; what arrives while it is not ready is held,
+ * bounded, and replayed in order. A heartbeat timer keeps this node alive in
+ * P:nodes and expires silent ones. Owns its links and room table; never
+ * touches clients, never blocks. */
 #include "broker_redis.h"
 
 #include <hiredis/hiredis.h>
@@ -19,169 +22,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker_redis_lua.h"
 #include "log.h"
 #include "loop.h"
 #include "redis_link.h"
 
 #define ROOM_MAX 64
-#define HUB_NICK_BYTES 33      /* a nick and its NUL (hub.h's HUB_NICK_MAX + 1) */
+#define NICK_BYTES 33      /* a nick and its NUL (hub.h's HUB_NICK_MAX + 1) */
 #define EPOCH_MAX 16
 #define HELD_MAX 10000          /* publications held per room while it catches up */
 #define SYNC_MAX 100000         /* stream entries read by one sync */
 #define EXPIRE_BUDGET 1000      /* members of dead nodes removed per heartbeat */
-#define US "\x1f"               /* separates the fields of a roster entry */
 
-/* Numbers a message, keeps it, publishes it; creates the epoch when missing. */
-static const char PUBLISH_LUA[] =
-    "local epoch = redis.call('GET', KEYS[2])\n"
-    "if not epoch then\n"
-    "  epoch = ARGV[6]\n"
-    "  redis.call('SET', KEYS[2], epoch)\n"
-    "  redis.call('DEL', KEYS[1], KEYS[3])\n"
-    "end\n"
-    "local seq = 0\n"
-    "if ARGV[2] == 'M' then\n"
-    "  seq = redis.call('INCR', KEYS[1])\n"
-    "  if tonumber(ARGV[4]) > 0 then\n"
-    "    redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[4], seq .. '-0', 'd', ARGV[3])\n"
-    "  end\n"
-    "end\n"
-    "local ttl = tonumber(ARGV[5])\n"
-    "if ttl > 0 then\n"
-    "  redis.call('EXPIRE', KEYS[1], ttl)\n"
-    "  redis.call('EXPIRE', KEYS[2], ttl)\n"
-    "  redis.call('EXPIRE', KEYS[3], ttl)\n"
-    "end\n"
-    "redis.call('PUBLISH', ARGV[1], ARGV[2] .. seq .. ':' .. epoch .. ':' .. ARGV[3])\n"
-    "return seq\n";
-
-/* One roster change of a member of node ARGV[3], atomically: a join takes
- * the wanted nick, or a free one with the wanted nick's next suffix (as the
- * hub makes them), or guest-N; a rename is refused (0) when the nick is
- * taken; a leave only removes an entry of the same node (else 0). Each
- * change is numbered (pseq) and published on the room's channel. */
-static const char PRESENCE_LUA[] =
-    "local epoch = redis.call('GET', KEYS[2])\n"
-    "if not epoch then\n"
-    "  epoch = ARGV[8]\n"
-    "  redis.call('SET', KEYS[2], epoch)\n"
-    "  redis.call('DEL', KEYS[1], KEYS[3])\n"
-    "  if tonumber(ARGV[9]) > 0 then redis.call('EXPIRE', KEYS[2], ARGV[9]) end\n"
-    "end\n"
-    "local us = '\\31'\n"
-    "local function publish(nick, old)\n"
-    "  local ps = redis.call('INCR', KEYS[6])\n"
-    "  redis.call('PUBLISH', ARGV[1], ARGV[2] .. ps .. ':' .. epoch .. ':' .. ARGV[3] .. us .. ARGV[4] .. us ..\n"
-    "    nick .. us .. old .. us .. ARGV[11])\n"
-    "end\n"
-    "local function suffixed(want, k)\n"
-    "  local d = tostring(k)\n"
-    "  local base = #want\n"
-    "  if base + #d > 32 then\n"
-    "    base = 32 - #d\n"
-    "    while base > 0 and bit.band(string.byte(want, base + 1), 192) == 128 do base = base - 1 end\n"
-    "  end\n"
-    "  return string.sub(want, 1, base) .. d\n"
-    "end\n"
-    "local kind = ARGV[2]\n"
-    "if kind == 'J' then\n"
-    "  local want, nick = ARGV[5], ARGV[5]\n"
-    "  if ARGV[7] == '1' then\n"
-    "    repeat nick = 'guest-' .. redis.call('HINCRBY', KEYS[5], '', 1)\n"
-    "    until redis.call('HEXISTS', KEYS[4], nick) == 0\n"
-    "  else\n"
-    "    while redis.call('HEXISTS', KEYS[4], nick) == 1 do\n"
-    "      nick = suffixed(want, redis.call('HINCRBY', KEYS[5], want, 1) + 1)\n"
-    "    end\n"
-    "  end\n"
-    "  redis.call('HSET', KEYS[4], nick, ARGV[3] .. us .. ARGV[4] .. us .. ARGV[6])\n"
-    "  redis.call('HSET', KEYS[7], ARGV[10] .. us .. nick, 1)\n"
-    "  publish(nick, ARGV[6])\n"
-    "  return nick\n"
-    "end\n"
-    "if kind == 'N' then\n"
-    "  if redis.call('HEXISTS', KEYS[4], ARGV[5]) == 1 then return 0 end\n"
-    "  local v = redis.call('HGET', KEYS[4], ARGV[6]) or (ARGV[3] .. us .. ARGV[4] .. us .. ARGV[5])\n"
-    "  redis.call('HDEL', KEYS[4], ARGV[6])\n"
-    "  redis.call('HSET', KEYS[4], ARGV[5], v)\n"
-    "  redis.call('HDEL', KEYS[7], ARGV[10] .. us .. ARGV[6])\n"
-    "  redis.call('HSET', KEYS[7], ARGV[10] .. us .. ARGV[5], 1)\n"
-    "  publish(ARGV[5], ARGV[6])\n"
-    "  return 1\n"
-    "end\n"
-    "local v = redis.call('HGET', KEYS[4], ARGV[5])\n"
-    "if not v or string.sub(v, 1, #ARGV[3] + 1) ~= ARGV[3] .. us then return 0 end\n"
-    "redis.call('HDEL', KEYS[4], ARGV[5])\n"
-    "redis.call('HDEL', KEYS[7], ARGV[10] .. us .. ARGV[5])\n"
-    "publish(ARGV[5], '')\n"
-    "return 1\n";
-
-/* A node's heartbeat (ARGV[1], in the zset KEYS[1], by Redis's clock), and
- * the expiry of nodes silent for ARGV[2] ms: each of their members leaves
- * its room (a numbered leave, WHY "timeout"), at most ARGV[4] per call. A
- * node that was itself silent that long (Redis was away from it, or from
- * all) expires nobody: the others get a whole timeout to be heard again.
- * Returns {1 if this node was registered, members removed}. The rooms'
- * keys are derived here, not passed: this needs a single Redis, not a
- * Redis Cluster (see docs/design.md). */
-static const char NODE_LUA[] =
-    "local t = redis.call('TIME')\n"
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
-    "local was = redis.call('ZSCORE', KEYS[1], ARGV[1])\n"
-    "redis.call('ZADD', KEYS[1], now, ARGV[1])\n"
-    "local dead = {}\n"
-    "if was and now - tonumber(was) < tonumber(ARGV[2]) then\n"
-    "  dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]), 'LIMIT', 0, 16)\n"
-    "end\n"
-    "local budget, gone, us = tonumber(ARGV[4]), 0, '\\31'\n"
-    "for _, d in ipairs(dead) do\n"
-    "  local nk = ARGV[3] .. ':node:' .. d\n"
-    "  for _, f in ipairs(redis.call('HKEYS', nk)) do\n"
-    "    if budget <= 0 then break end\n"
-    "    budget = budget - 1\n"
-    "    local room, nick = string.match(f, '^(.-)\\31(.*)$')\n"
-    "    if room then\n"
-    "      local base = ARGV[3] .. ':{' .. room .. '}:'\n"
-    "      local v = redis.call('HGET', base .. 'members', nick)\n"
-    "      if v and string.sub(v, 1, #d + 1) == d .. us then\n"
-    "        redis.call('HDEL', base .. 'members', nick)\n"
-    "        gone = gone + 1\n"
-    "        local epoch = redis.call('GET', base .. 'epoch')\n"
-    "        if epoch then\n"
-    "          local ps = redis.call('INCR', base .. 'pseq')\n"
-    "          redis.call('PUBLISH', ARGV[3] .. ':ch:' .. room, 'L' .. ps .. ':' .. epoch .. ':' .. d .. us ..\n"
-    "            '0' .. us .. nick .. us .. us .. 'timeout')\n"
-    "        end\n"
-    "      end\n"
-    "    end\n"
-    "    redis.call('HDEL', nk, f)\n"
-    "  end\n"
-    "  if redis.call('HLEN', nk) == 0 then redis.call('ZREM', KEYS[1], d) end\n"
-    "end\n"
-    "return {was and 1 or 0, gone}\n";
-
-/* A room's state: {last seq, epoch, newest ARGV[1] stream entries (newest
- * first), last roster change number, roster (HGETALL)}. A counter behind what this node delivered in the same epoch (a
- * Redis that lost its last writes) is moved forward, so numbers are never
- * given twice. */
-static const char SYNC_LUA[] =
-    "local epoch = redis.call('GET', KEYS[2])\n"
-    "if not epoch then\n"
-    "  epoch = ARGV[2]\n"
-    "  redis.call('SET', KEYS[2], epoch)\n"
-    "  redis.call('DEL', KEYS[1], KEYS[3])\n"
-    "  if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[2], ARGV[3]) end\n"
-    "end\n"
-    "local seq = redis.call('GET', KEYS[1]) or '0'\n"
-    "if epoch == ARGV[4] and tonumber(ARGV[5]) > tonumber(seq) then\n"
-    "  seq = ARGV[5]\n"
-    "  redis.call('SET', KEYS[1], seq)\n"
-    "end\n"
-    "local entries = {}\n"
-    "if tonumber(ARGV[1]) > 0 then\n"
-    "  entries = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', ARGV[1])\n"
-    "end\n"
-    "return {seq, epoch, entries, redis.call('GET', KEYS[5]) or '0', redis.call('HGETALL', KEYS[4])}\n";
 
 enum room_state { SUBSCRIBING, SYNCING, READY };
 
@@ -673,7 +525,7 @@ static int redis_publish(void *impl, const char *room, const struct broker_pub *
 struct presence_call {
     struct redis_broker *rb;
     struct broker_presence p;
-    char room[ROOM_MAX + 1], nick[HUB_NICK_BYTES], old[HUB_NICK_BYTES];
+    char room[ROOM_MAX + 1], nick[NICK_BYTES], old[NICK_BYTES];
 };
 
 static void on_presence(struct redis_link *l, struct redisReply *rep, void *privdata)
@@ -915,10 +767,10 @@ int broker_redis_init(struct broker *b, const struct broker_handler *h, const st
     snprintf(rb->node_id, sizeof(rb->node_id), "%s", cfg->node_id);
     snprintf(rb->epoch_base, sizeof(rb->epoch_base), "%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
     rb->h = *h;
-    redis_script_init(&rb->publish, PUBLISH_LUA);
-    redis_script_init(&rb->sync, SYNC_LUA);
-    redis_script_init(&rb->presence, PRESENCE_LUA);
-    redis_script_init(&rb->node, NODE_LUA);
+    redis_script_init(&rb->publish, BROKER_REDIS_PUBLISH_LUA);
+    redis_script_init(&rb->sync, BROKER_REDIS_SYNC_LUA);
+    redis_script_init(&rb->presence, BROKER_REDIS_PRESENCE_LUA);
+    redis_script_init(&rb->node, BROKER_REDIS_NODE_LUA);
     if (rb->cfg.node_timeout_ms < 1000)
         rb->cfg.node_timeout_ms = 1000;
     struct redis_link_callbacks cbs = {.state = on_state, .message = on_message};
