@@ -33,6 +33,11 @@ typedef void (*server_request_fn)(void *ctx, struct conn *c, const struct http_r
 struct server *server_new(struct loop *loop, const struct server_config *cfg, server_request_fn on_request,
                           void *ctx);
 
+/* Whether the port of cfg can be bound without SO_REUSEPORT, i.e. nothing
+ * (not even another group of workers) holds it: 0, or -1 (logged, e.g.
+ * "Address already in use"). Workers check it once before they start. */
+int server_port_free(const struct server_config *cfg);
+
 /* Closes every connection and the listener, and frees the server. */
 void server_free(struct server *srv);
 

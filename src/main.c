@@ -402,6 +402,13 @@ static int run_worker(void *arg, const struct supervisor_worker *w)
 /* --workers N > 1: this process supervises N workers, each serving. */
 static int supervise(const struct setup *st)
 {
+    /* The workers' listeners share the port (SO_REUSEPORT), which would let
+     * them join another server's group on it: the port must be free first. */
+    struct server_config probe = {.host = st->cfg.host, .port = st->cfg.port};
+    if (server_port_free(&probe) < 0) {
+        fprintf(stderr, "wshub: cannot listen on %s port %d (see the log)\n", st->cfg.host, st->cfg.port);
+        return 1;
+    }
     struct shm_stats *stats = shm_stats_new(st->cfg.workers);
     if (!stats) {
         log_msg(LOG_ERROR, "cannot map the shared stats error=\"%s\"", strerror(errno));

@@ -71,7 +71,9 @@ static struct conn *conn_of(struct slot *s)
 
 static void before_wait(struct loop *l, void *data);
 
-static int listen_on(const struct server_config *cfg)
+/* A listening socket per cfg; with probe, only bound (to see that the port
+ * is free), then closed, and 0 returned. -1 on failure (logged). */
+static int listen_on(const struct server_config *cfg, int probe)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV};
@@ -87,14 +89,24 @@ static int listen_on(const struct server_config *cfg)
     int one = 1;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         (cfg->reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
-        bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
+        bind(fd, res->ai_addr, res->ai_addrlen) < 0 || (!probe && listen(fd, 4096) < 0)) {
         log_msg(LOG_ERROR, "listen failed host=%s port=%d error=\"%s\"", cfg->host, cfg->port, strerror(errno));
         if (fd >= 0)
             close(fd);
         fd = -1;
+    } else if (probe) {
+        close(fd);
+        fd = 0;
     }
     freeaddrinfo(res);
     return fd;
+}
+
+int server_port_free(const struct server_config *cfg)
+{
+    struct server_config alone = *cfg;
+    alone.reuse_port = 0;
+    return listen_on(&alone, 1);
 }
 
 /* Answers a connection we will not serve with a 503 and closes it, logging
@@ -277,7 +289,7 @@ struct server *server_new(struct loop *loop, const struct server_config *cfg, se
     };
     pool_init(&srv->slots, sizeof(struct slot) + conn_size(), 64);
     srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-    srv->listener.fd = listen_on(cfg);
+    srv->listener.fd = listen_on(cfg, 0);
     srv->listener.cb = on_accept;
     if (srv->listener.fd < 0 || loop_io_add(loop, &srv->listener, LOOP_READ) < 0) {
         if (srv->listener.fd >= 0)
