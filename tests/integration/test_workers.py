@@ -170,8 +170,14 @@ def test_kill9_worker_is_restarted_and_counted(start_server, redis_server):
     st = stats(srv)
     old = per_worker(st, "pid")
     os.kill(old[1], signal.SIGKILL)
-    st = wait_until(lambda: (lambda s: s["workers"][1]["pid"] not in (0, old[1]) and s["workers_healthy"] == 2
-                             and s)(stats(srv)), what="worker 1 restarted:\n" + srv.log())
+
+    def restarted():
+        try:    # a connection queued on the dying worker's listener is reset: ask again
+            s = stats(srv)
+        except OSError:
+            return False
+        return s["workers"][1]["pid"] not in (0, old[1]) and s["workers_healthy"] == 2 and s
+    st = wait_until(restarted, what="worker 1 restarted:\n" + srv.log())
     assert st["workers"][1]["worker_restarts"] == 1 and st["workers"][0]["worker_restarts"] == 0
     assert st["worker_restarts"] == 1
     assert st["workers"][0]["pid"] == old[0]
@@ -181,6 +187,58 @@ def test_kill9_worker_is_restarted_and_counted(start_server, redis_server):
     status, body = http_get(srv, "/metrics")
     assert 'wshub_worker_restarts_total{worker="1"} 1\n' in body
     assert "\nwshub_worker_restarts_total 1\n" in body
+
+
+def test_members_of_a_killed_worker_leave_on_the_others(start_server, redis_server):
+    """kill -9 of a worker: its clients lose their connection, and the members
+    on the other worker get a `leave` for each of them within --node-timeout,
+    and a lost client that comes back gets its nick again."""
+    srv = workers_server(start_server, redis_server, 2, "--node-timeout", "2")
+    nicks = ["k%d" % i for i in range(10)]
+
+    async def scenario():
+        wss = {}
+        for nick in nicks:
+            ws = await connect(srv, "/ws/doom?nick=" + nick)
+            assert (await recv_event(ws))["type"] == "welcome"
+            wss[nick] = ws
+        st = await asyncio.to_thread(wait_until, lambda: (lambda s: all(
+            n > 0 for n in per_worker(s, "connections", "websocket")) and s)(stats(srv)), T, "members on both")
+        await wss[nicks[0]].send("before")
+        seq = None
+        for ws in wss.values():
+            while True:
+                e = await recv_event(ws)
+                if e["type"] == "message":
+                    seq = e["seq"]
+                    break
+        os.kill(st["workers"][1]["pid"], signal.SIGKILL)
+        t0 = time.monotonic()
+        async def closed(ws):
+            try:
+                await asyncio.wait_for(ws.wait_closed(), 1)
+                return True
+            except asyncio.TimeoutError:
+                return False
+        gone = await asyncio.gather(*[closed(ws) for ws in wss.values()])
+        dead = [n for n, g in zip(wss, gone) if g]
+        living = [n for n, g in zip(wss, gone) if not g]
+        assert dead and living, (dead, living)
+        for nick in living:      # every living member hears of every dead one, once
+            left = set()
+            while left != set(dead):
+                e = await recv_event(wss[nick], 15)
+                if e["type"] == "leave":
+                    assert e["nick"] in dead and e["nick"] not in left, e
+                    left.add(e["nick"])
+        took = time.monotonic() - t0
+        assert took < 2 + 3, "leave after %.1f s with --node-timeout 2" % took
+        back = await connect(srv, "/ws/doom?nick=%s&since=%d&epoch=%s" % (dead[0], seq, "x"))
+        w = await recv_event(back)
+        assert w["type"] == "welcome" and w["nick"] == dead[0], w
+        await close_all(back, *[wss[n] for n in living])
+
+    run(scenario())
 
 
 def test_sigterm_stops_every_worker_with_1001(start_server, redis_server):
