@@ -385,8 +385,8 @@ workload_args() {
         chat1k)        echo "chat --members 1000 --publishers 10 --size 1024 --path /ws/bench $t" ;;
         deflate_chat1k) echo "chat --members 1000 --publishers 10 --size 1024 --path /ws/bench --deflate $t" ;;
         deflate_idle)  echo "idle --conns $IDLE_CONNS --path /ws/idle --duration $DURATION --deflate" ;;
-        cluster1000)   echo "broadcast --members 1000 --publishers 10 --size 64 --path /ws/bench $t" ;;
-        cluster1000_split) echo "broadcast --members 1000 --publishers 10 --size 64 --path /ws/bench --port2 $PORT2 $t" ;;
+        cluster1000)   echo "broadcast --members 1000 --publishers 10 --size 64 --path /ws/bench --welcome $t" ;;
+        cluster1000_split) echo "broadcast --members 1000 --publishers 10 --size 64 --path /ws/bench --port2 $PORT2 --welcome $t" ;;
     esac
 }
 workload_label() {

@@ -131,6 +131,7 @@ struct opts {
     long procs;         /* worker processes sharing the connections */
     long port2;         /* 0, or every other connection goes to this port */
     bool tls;           /* wss:// */
+    bool welcome;       /* broadcast, chat: a member counts as open at its first text frame */
     const char *deflate;    /* the permessage-deflate offer, or NULL */
 };
 
@@ -161,6 +162,8 @@ static void usage(FILE *f)
         "  --deflate          offer permessage-deflate (as Chromium: %s)\n"
         "  --deflate-offer S  offer this Sec-WebSocket-Extensions value instead\n"
         "  --port2 N          every other connection to this port (two nodes of a cluster)\n"
+        "  --welcome          broadcast, chat: a member is open once its first text frame (wshub's\n"
+        "                     welcome) came: in a cluster a member is in the room from its welcome\n"
         "SIGUSR1 prints a mark on stderr: the messages counted so far, and when.\n", DEFLATE_OFFER);
 }
 
@@ -235,6 +238,10 @@ static void parse_args(int argc, char **argv, struct opts *o)
         }
         if (!strcmp(name, "--deflate")) {
             o->deflate = DEFLATE_OFFER;
+            continue;
+        }
+        if (!strcmp(name, "--welcome")) {
+            o->welcome = true;
             continue;
         }
         char *eq = strchr(name, '=');
@@ -488,6 +495,7 @@ struct conn {
     uint8_t pmd_shared;     /* the server answered server_no_context_takeover */
     uint8_t pmd_bits;       /* our window: the server's client_max_window_bits */
     uint8_t frag_z;         /* the message being reassembled is compressed */
+    uint8_t awaiting;       /* --welcome: open, not yet counted (no text frame yet) */
 };
 
 struct bench {
@@ -948,8 +956,18 @@ static void delivered(struct bench *b, struct conn *c, uint32_t pub, uint32_t se
         publish(b, pub);
 }
 
+/* --welcome: c's first text frame (its welcome) makes it count as open. */
+static void welcomed(struct bench *b, struct conn *c, int op)
+{
+    if (c->awaiting && op == OP_TEXT) {
+        c->awaiting = 0;
+        b->opened++;
+    }
+}
+
 static void broadcast_received(struct bench *b, struct conn *c, int op, const uint8_t *p, size_t n)
 {
+    welcomed(b, c, op);
     if (op == OP_TEXT)              /* wshub's join/welcome events */
         return;
     if (n != (size_t)b->o.size) {
@@ -998,6 +1016,7 @@ static int chat_line(const uint8_t *p, size_t n, const uint8_t **line, size_t *l
 
 static void chat_received(struct bench *b, struct conn *c, int op, const uint8_t *p, size_t n)
 {
+    welcomed(b, c, op);
     if (op != OP_TEXT)
         return;
     const uint8_t *line;
@@ -1039,6 +1058,10 @@ static void on_open(struct bench *b, struct conn *c)
 {
     c->state = C_OPEN;
     b->opening--;
+    if (b->o.welcome && (b->o.w == W_BROADCAST || b->o.w == W_CHAT)) {
+        c->awaiting = 1;            /* counted at its welcome (see welcomed) */
+        return;
+    }
     b->opened++;
     if (b->o.w == W_CONNECT || b->o.w == W_IDLE) {
         b->count++;

@@ -200,7 +200,7 @@ def test_port2_spreads_members_over_two_nodes(start_server, redis_server):
             "--redis", redis_server.url())
     a, b = start_server(*args), start_server(*args)
     res = run_ok(a, "broadcast", "--port2", b.port, "--members", 20, "--publishers", 4, "--size", 64,
-                 *SHORT)
+                 "--welcome", *SHORT)
     assert int(res["cross"]) > 0 and int(res["cross"]) < int(res["count"]), res
     assert 0 < float(res["p50_cross_us"]) <= float(res["p99_cross_us"]), res
     assert b.alive(), b.log()
