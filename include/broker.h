@@ -48,6 +48,10 @@ struct broker_presence {
     int mine;             /* on delivery: about a member of this node */
     int given;            /* on delivery of a JOIN: nick is the one the cluster gave (else the joiner keeps its own) */
     int refused;          /* on delivery of a rename of mine: the nick was taken, nothing changed */
+    const char *user;     /* the member's user id when it signed in, else NULL (carried on one node; a
+                             cluster broker may not carry it yet) */
+    int kicked;           /* leave: removed by a moderator or the application; why holds the reason */
+    const char *kicked_by, *kicked_by_user;   /* leave: the moderator's nick and user id, or NULL */
 };
 
 /* How a broker hands a room's state and publications back; data is valid

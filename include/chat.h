@@ -9,9 +9,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "broker.h"
 #include "conn.h"
 #include "hub.h"
+#include "loop.h"
 #include "metrics.h"
 
 struct chat;
@@ -26,7 +28,13 @@ struct chat_config {
     uint64_t presence_limit;     /* above this many members: no join/leave events,
                                     member lists cut to this length; 0 = no limit */
     uint64_t max_resume;         /* messages a resuming client may be sent in its welcome */
+    const struct auth *auth;     /* connection tokens; NULL = everyone joins as a guest */
+    struct loop *loop;           /* for token expiry timers (needed with auth) */
 };
+
+/* Close codes of the chat endpoint. */
+#define CHAT_CLOSE_EXPIRED 4001     /* the connection's token expired (and was not refreshed) */
+#define CHAT_CLOSE_FORBIDDEN 4003   /* kicked by a moderator, or disconnected by the application */
 
 /* Sets up the broker chat publishes through, handing publications to h. */
 typedef int (*chat_broker_init_fn)(struct broker *b, const struct broker_handler *h, void *arg);
@@ -43,6 +51,18 @@ void chat_free(struct chat *chat);
 
 /* Writes the chat's figures: rooms, frames broadcast, history bytes held. */
 void chat_metrics(struct chat *chat, struct metrics *m);
+
+/* The user id (the token's sub) of member m, or NULL for a guest. */
+const char *chat_member_user(const struct hub_member *m);
+
+/* Closes every connection of user with CHAT_CLOSE_FORBIDDEN and reason (at
+ * most 123 bytes are sent); each room gets a leave marked as a kick with the
+ * reason. Returns how many connections it closed. */
+size_t chat_disconnect_user(struct chat *chat, const char *user, const char *reason);
+
+/* The same for the member called nick in room. Returns 0, or -1 when there is
+ * no such member (on this node). */
+int chat_disconnect_nick(struct chat *chat, const char *room, const char *nick, const char *reason);
 
 /* The endpoint to mount at /ws (it takes the room from the rest of the path). */
 const struct endpoint *chat_endpoint(const struct chat *chat);

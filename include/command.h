@@ -15,13 +15,18 @@ enum command_kind {
     CMD_ACTION,   /* /me TEXT */
     CMD_NICK,     /* /nick NAME */
     CMD_WHO,      /* /who */
+    CMD_TOKEN,    /* /token TOKEN: a fresh connection token */
+    CMD_KICK,     /* /kick NICK [REASON] */
     CMD_UNKNOWN,  /* any other /command, or a known one used wrongly */
 };
 
 struct command {
     enum command_kind kind;
-    const char *arg;   /* MESSAGE/ACTION: the text; NICK: the name; UNKNOWN: the command word */
+    const char *arg;   /* MESSAGE/ACTION: the text; NICK: the name; TOKEN: the token; KICK: the
+                          target's nick; UNKNOWN: the command word */
     size_t arg_len;
+    const char *reason; /* KICK: the reason after the nick (may be empty) */
+    size_t reason_len;
 };
 
 /* Parses one chat line (valid UTF-8, as the frame layer guarantees). */

@@ -14,6 +14,7 @@
 #define CONFIG_LIST_MAX 32
 #define CONFIG_PATH_MAX 4096
 #define CONFIG_WORKERS_MAX 128
+#define CONFIG_PATTERN_MAX 66   /* a room name (64) and a trailing '*', with the NUL */
 
 struct config {
     char host[256];
@@ -60,6 +61,14 @@ struct config {
     char node_id[128];                    /* empty = HOSTNAME:PID */
     unsigned node_timeout;                /* seconds of silence after which a node is taken for dead */
     unsigned history_ttl;                 /* seconds an idle room's history lives in Redis; 0 = for ever */
+    char auth_secret_file[CONFIG_PATH_MAX];   /* HS256 secret; empty = none */
+    char auth_public_key[CONFIG_PATH_MAX];    /* PEM public key (RS256/ES256); empty = none */
+    char auth_issuer[256];                    /* empty = iss not checked */
+    char auth_audience[256];                  /* empty = aud not checked */
+    unsigned auth_leeway;                     /* seconds of clock skew for exp and nbf */
+    int allow_anonymous;                      /* with auth: token-less clients come in as guests */
+    char private_room[CONFIG_LIST_MAX][CONFIG_PATTERN_MAX];   /* rooms guests may not enter */
+    size_t n_private_room;
     uint64_t given;               /* bit i: the i-th option was set explicitly */
 };
 

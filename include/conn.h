@@ -92,6 +92,13 @@ struct conn_env {
     void (*dead)(void *ctx, struct conn *c);
 };
 
+/* An endpoint's answer to an upgrade, or to a check of one. */
+struct endpoint_answer {
+    const char *reason;     /* a refusal: one line for the body */
+    const char *headers;    /* a refusal: extra header lines, each ending in CRLF; NULL = none */
+    const char *protocol;   /* an acceptance: the subprotocol selected (one the client offered); NULL = none */
+};
+
 /* What an application plugs into a WebSocket path (echo, chat rooms). */
 struct endpoint {
     const char *name;
@@ -99,10 +106,16 @@ struct endpoint {
     uint64_t max_text;     /* bytes of one text message; 0 = the session's max_message */
     uint64_t max_binary;   /* bytes of one binary message; 0 = the session's max_message */
     /* Decides on an upgrade before the 101 goes out. subpath is the request
-     * path below the route's mount point ("" or "/..."). Returns 0 to accept,
-     * or an HTTP status to refuse with and sets *reason. May be NULL. */
+     * path below the route's mount point ("" or "/..."). Returns 0 to accept
+     * (ans->protocol may name the subprotocol), or an HTTP status to refuse
+     * with, and ans->reason (and ans->headers). ans starts zeroed. May be NULL. */
     int (*accept)(void *ctx, struct conn *c, const struct http_request *req, struct http_slice subpath,
-                  const char **reason);
+                  struct endpoint_answer *ans);
+    /* A plain GET (no upgrade) to the endpoint's path: says what an upgrade
+     * with the same credentials would get now, changing nothing. Returns 0
+     * (answered 200 "ok") or a status with ans->reason and ans->headers.
+     * May be NULL (such a GET is then a failed upgrade). */
+    int (*check)(void *ctx, const struct http_request *req, struct http_slice subpath, struct endpoint_answer *ans);
     /* The 101 is queued; the connection is open. req is the upgrade request
      * (valid during the call only). */
     void (*open)(void *ctx, struct conn *c, const struct http_request *req);

@@ -61,7 +61,8 @@ struct hub_member {
     uint32_t slot;                /* index in the room's member array */
     uint8_t cut;                  /* cut off by the hub: gets nothing more until it leaves */
     uint8_t pending;              /* joined here, not yet in the room's order: not counted, sent nothing */
-    uint8_t seen;                 /* free for the caller (chat marks members while matching a roster) */
+    uint8_t tag;                  /* the caller's bits, zeroed by hub_join, never read by the hub (chat:
+                                     roster matching, authenticated, kicked) */
     char nick[HUB_NICK_MAX + 1];
 };
 

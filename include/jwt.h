@@ -71,8 +71,12 @@ enum jwt_error jwt_verify(const struct jwt_key *k, const char *token, size_t len
 /* A one-line reason for an error ("token expired", ...). */
 const char *jwt_error_text(enum jwt_error e);
 
-/* True when the claims let their holder into room: every room, an exact
- * name, or a "prefix*" pattern. */
+/* True when room matches pattern: an exact name, or "prefix*" (every room
+ * whose name starts with prefix; "*" alone matches every room). */
+int jwt_pattern_match(const char *pattern, const char *room);
+
+/* True when the claims let their holder into room: every room, or one of its
+ * patterns matches (jwt_pattern_match). */
 int jwt_room_allowed(const struct jwt_claims *c, const char *room);
 
 /* Signs an HS256 token over the claims JSON object text (payload_json) into

@@ -581,6 +581,7 @@ static int redis_presence(void *impl, const char *room, const struct broker_pres
     pc->p.nick = pc->nick;
     pc->p.old = pc->old;
     pc->p.why = NULL;
+    pc->p.user = pc->p.kicked_by = pc->p.kicked_by_user = NULL;   /* not kept past this call */
     pc->p.mine = 1;
     int ok = lens[6] && lens[7];
     for (int i = 0; i < 6; i++)

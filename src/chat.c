@@ -1,9 +1,11 @@
 /* chat: the chat protocol over the hub. Parses the room from the path and the
- * nick from the query at the handshake, turns each text line into a command,
- * builds each JSON event once into a shared frame, and relays binary frames.
- * Owns flood control, with the loop's clock read through conn. No sockets:
- * output goes through the hub and conn. An event that could not be built
- * whole (out of memory) is never sent half-built: it is dropped and counted. */
+ * nick from the query at the handshake (or takes the identity auth verified),
+ * turns each text line into a command, builds each JSON event once into a
+ * shared frame, and relays binary frames. Owns flood control, token expiry
+ * and refresh (/token) and moderation (/kick), with the loop's clock and
+ * timers. No sockets: output goes through the hub and conn. An event that
+ * could not be built whole (out of memory) is never sent half-built: it is
+ * dropped and counted. Never logs or echoes a token. */
 #include "chat.h"
 
 #include <ctype.h>
@@ -17,6 +19,7 @@
 #include "broker.h"
 #include "command.h"
 #include "json.h"
+#include "jwt.h"
 #include "log.h"
 #include "pool.h"
 #include "ratelimit.h"
@@ -37,6 +40,9 @@ struct chat {
     struct broker broker;     /* every room event goes out through it and comes back in order */
     struct pool clients;      /* where struct chat_client lives */
     struct buf json;          /* scratch for building events, reused */
+    struct chat_user *users;  /* authenticated members, newest first */
+    struct kick_note *kicks;  /* kicked members not yet closed */
+    char refusal[AUTH_HEADER_MAX];   /* headers of the refusal being answered */
     int json_failed;          /* an append to json ran out of memory */
     uint64_t events_failed;   /* events dropped because they could not be built */
     uint64_t binary_dropped;  /* binary relays the broker could not take */
@@ -81,6 +87,51 @@ struct chat_client {
     struct joining *waiting;    /* set until it is welcomed */
 };
 _Static_assert(offsetof(struct chat_client, member) == 0, "client_of casts a member to its client");
+
+/* Bits of member.tag. */
+enum {
+    TAG_SEEN = 1u << 0,     /* matched while loading a roster (chat_roster) */
+    TAG_USER = 1u << 1,     /* authenticated: the client is a struct chat_user */
+    TAG_KICKED = 1u << 2,   /* kicked: its leave says so (see struct kick_note) */
+};
+
+/* Why a member was kicked, kept from the kick to its close, where its leave
+ * is published. Kicks are rare: a short list. */
+struct kick_note {
+    struct kick_note *next;
+    const struct chat_client *cl;
+    char by[HUB_NICK_MAX + 1];      /* the moderator's nick; empty: the application */
+    char by_user[JWT_SUB_MAX + 1];
+    char reason[];
+};
+static struct kick_note *kick_take(struct chat *chat, const struct chat_client *cl);
+
+/* An authenticated member: its client, then what its token said. Only these
+ * pay for an identity; a guest is a plain chat_client. */
+struct chat_user {
+    struct chat_client cl;      /* first: a member is its user too */
+    struct loop_timer expiry;   /* fires at exp plus the leeway: close 4001 */
+    struct chat_user *prev, *next;   /* chat->users */
+    uint8_t mod;                /* the token says moderator */
+    char sub[];                 /* the user id, NUL-terminated */
+};
+
+static struct chat_user *user_of(const struct chat_client *cl)
+{
+    return cl->member.tag & TAG_USER ? (struct chat_user *)(void *)cl : NULL;
+}
+
+/* The client holding member m (the member is its first field). */
+static struct chat_client *client_of(const struct hub_member *m)
+{
+    return (struct chat_client *)(void *)m;
+}
+
+const char *chat_member_user(const struct hub_member *m)
+{
+    const struct chat_user *u = user_of(client_of(m));
+    return u ? u->sub : NULL;
+}
 
 static uint32_t now_ms(const struct chat_client *cl)
 {
@@ -156,6 +207,14 @@ static void field_u64(struct chat *chat, const char *key, uint64_t v)
     chat->json_failed |= json_append_u64(&chat->json, v) < 0;
 }
 
+/* ,"user":SUB for an authenticated member; nothing for a guest. */
+static void field_user(struct chat *chat, const struct chat_client *cl)
+{
+    const struct chat_user *u = user_of(cl);
+    if (u)
+        field_string(chat, "user", u->sub, strlen(u->sub));
+}
+
 /* Whether a room of this size still gets join and leave events and whole
  * member lists. Past the presence limit each join would cost a delivery to
  * every member and a list of every member: quadratic for a big room. */
@@ -181,6 +240,26 @@ static void field_members(struct chat *chat, const struct hub_room *room)
         put_string(chat, m->nick, strlen(m->nick));
     }
     put_raw(chat, "]");
+    if (!chat->cfg.auth)
+        return;
+    put_raw(chat, ",\"users\":{");   /* nick -> user id, for the authenticated ones listed */
+    int any = 0;
+    listed = 0;
+    for (size_t i = 0; i < hub_room_entries(room) && listed < n; i++) {
+        const struct hub_member *m = hub_room_member(room, i);
+        if (m->pending)
+            continue;
+        listed++;
+        const char *user = chat_member_user(m);
+        if (!user)
+            continue;
+        if (any++)
+            put_raw(chat, ",");
+        put_string(chat, m->nick, strlen(m->nick));
+        put_raw(chat, ":");
+        put_string(chat, user, strlen(user));
+    }
+    put_raw(chat, "}");
 }
 
 /* Counts and logs an event that could not be built whole. */
@@ -287,46 +366,225 @@ static int resume_from_query(struct http_slice query, struct resume *r)
     return 0;
 }
 
-static int chat_accept(void *ctx, struct conn *c, const struct http_request *req, struct http_slice rest,
-                       const char **reason)
-{
-    struct chat *chat = ctx;
-    char room[COMMAND_ROOM_MAX + 1], nick[NICK_QUERY_MAX];
+/* What an upgrade asks for, read from its path and query. */
+struct ask {
+    char room[COMMAND_ROOM_MAX + 1];
+    char nick[NICK_QUERY_MAX];
+    long nick_len;      /* > 0 when ?nick= was given */
     struct resume resume;
-    if (room_from_path(rest, room) < 0) {
+};
+
+/* Reads and checks the room, resume and nick of an upgrade. Returns 0, or
+ * 400 with the reason. */
+static int read_ask(const struct http_request *req, struct http_slice rest, struct ask *a, const char **reason)
+{
+    if (room_from_path(rest, a->room) < 0) {
         *reason = "invalid room name: use 1 to 64 of A-Z a-z 0-9 _ - .";
         return 400;
     }
-    if (resume_from_query(req->query, &resume) < 0) {
+    if (resume_from_query(req->query, &a->resume) < 0) {
         *reason = "invalid since or epoch: since is a message seq, epoch the one a welcome gave";
         return 400;
     }
-    long n = http_query_get(req->query, "nick", nick, sizeof(nick));
-    if (n == -2 || (n > 0 && !command_nick_valid(nick, (size_t)n))) {
+    a->nick_len = http_query_get(req->query, "nick", a->nick, sizeof(a->nick));
+    if (a->nick_len == -2 || (a->nick_len > 0 && !command_nick_valid(a->nick, (size_t)a->nick_len))) {
         *reason = "invalid nick: use 1 to 32 bytes of printable UTF-8 without spaces";
         return 400;
     }
-    if (!broker_available(&chat->broker, reason))
-        return 503;
-    struct chat_client *cl = pool_alloc(&chat->clients);
+    return 0;
+}
+
+/* The nick a token gives: its name when that is a valid nick not starting
+ * with the guests' mark, else its sub (without the mark, cut to 32 bytes at
+ * a code point boundary). Returns 0, or -1 when neither makes a valid nick. */
+static int token_nick(const struct jwt_claims *c, char *out)
+{
+    size_t n = strlen(c->name);
+    if (n && c->name[0] != '~' && command_nick_valid(c->name, n)) {
+        memcpy(out, c->name, n + 1);
+        return 0;
+    }
+    const char *sub = c->sub;
+    while (*sub == '~')
+        sub++;   /* the guests' mark */
+    n = strlen(sub);
+    if (n > COMMAND_NICK_MAX) {
+        n = COMMAND_NICK_MAX;
+        while (n > 0 && ((uint8_t)sub[n] & 0xC0u) == 0x80u)
+            n--;
+    }
+    memcpy(out, sub, n);
+    out[n] = '\0';
+    return n && command_nick_valid(out, n) ? 0 : -1;
+}
+
+#define GUEST_MARK '~'   /* with sign-in, every guest's nick starts with it, and no token's nick does */
+
+/* The nick a guest asks for: ?nick=, or NULL for guest-N; with sign-in on,
+ * marked (~name, ~guest without ?nick=, cut to fit) in out, so that a guest
+ * never holds a signed-in member's nick. */
+static const char *guest_nick(const struct chat *chat, const struct ask *a, char *out)
+{
+    if (!chat->cfg.auth)
+        return a->nick_len > 0 ? a->nick : NULL;
+    const char *base = a->nick_len > 0 ? a->nick : "guest";
+    size_t n = strlen(base);
+    while (n > 0 && base[0] == GUEST_MARK) {
+        base++;
+        n--;
+    }
+    if (n > COMMAND_NICK_MAX - 1) {
+        n = COMMAND_NICK_MAX - 1;
+        while (n > 0 && ((uint8_t)base[n] & 0xC0u) == 0x80u)
+            n--;
+    }
+    out[0] = GUEST_MARK;
+    memcpy(out + 1, base, n);
+    out[n + 1] = '\0';
+    return out;
+}
+
+/* Checks the upgrade's token (when auth is on) into *r. Returns 0, or the
+ * refusal's status with ans filled (its headers in chat->refusal). */
+static int authorize(struct chat *chat, const struct http_request *req, const struct ask *a, struct auth_result *r,
+                     char *nick, struct endpoint_answer *ans)
+{
+    memset(r, 0, sizeof(*r));
+    if (chat->cfg.auth)
+        auth_decide(chat->cfg.auth, req, a->room, (int64_t)time(NULL), r);
+    if (!r->status && r->authenticated && token_nick(&r->claims, nick) < 0) {
+        r->status = 401;
+        r->reason = "the token's name and sub make no valid nick";
+        r->header[0] = '\0';
+    }
+    if (r->status) {
+        ans->reason = r->reason;
+        memcpy(chat->refusal, r->header, sizeof(chat->refusal));
+        ans->headers = chat->refusal[0] ? chat->refusal : NULL;
+    }
+    return r->status;
+}
+
+/* The checks an upgrade and a check of one share: what it asks for, its
+ * token, and whether the cluster takes joins now. Returns 0 or a status. */
+static int admit(struct chat *chat, const struct http_request *req, struct http_slice rest, struct ask *a,
+                 struct auth_result *r, char *nick, struct endpoint_answer *ans)
+{
+    int status = read_ask(req, rest, a, &ans->reason);
+    if (status || (status = authorize(chat, req, a, r, nick, ans)))
+        return status;
+    return broker_available(&chat->broker, &ans->reason) ? 0 : 503;
+}
+
+static int chat_check(void *ctx, const struct http_request *req, struct http_slice rest, struct endpoint_answer *ans)
+{
+    struct chat *chat = ctx;
+    struct ask a;
+    struct auth_result r;
+    char nick[COMMAND_NICK_MAX + 1];
+    int status = admit(chat, req, rest, &a, &r, nick, ans);
+    return status ? status : hub_can_join(chat->hub, a.room, &ans->reason);
+}
+
+/* Closes the member when its token expires (exp plus the leeway). */
+static void token_expired(struct loop *l, struct loop_timer *t)
+{
+    (void)l;
+    struct chat_user *u = container_of(t, struct chat_user, expiry);
+    conn_close(u->cl.member.sink, CHAT_CLOSE_EXPIRED, "token expired");
+}
+
+/* Arms u's expiry timer for a token expiring at exp (0: never). */
+static void arm_expiry(struct chat *chat, struct chat_user *u, int64_t exp)
+{
+    if (!exp) {
+        loop_timer_cancel(chat->cfg.loop, &u->expiry);
+        return;
+    }
+    int64_t at = (exp + (int64_t)auth_leeway(chat->cfg.auth)) * 1000, now = (int64_t)epoch_ms();
+    loop_timer_after(chat->cfg.loop, &u->expiry, at > now ? (uint64_t)(at - now) : 0);
+}
+
+/* A new authenticated client (zeroed) for the verified claims. */
+static struct chat_user *user_new(const struct jwt_claims *c)
+{
+    size_t n = strlen(c->sub);
+    struct chat_user *u = calloc(1, sizeof(*u) + n + 1);
+    if (!u)
+        return NULL;
+    memcpy(u->sub, c->sub, n + 1);
+    u->mod = (uint8_t)(c->mod != 0);
+    u->expiry.cb = token_expired;
+    return u;
+}
+
+static void client_free(struct chat *chat, struct chat_client *cl)
+{
+    struct chat_user *u = user_of(cl);
+    if (!u) {
+        pool_free(&chat->clients, cl);
+        return;
+    }
+    loop_timer_cancel(chat->cfg.loop, &u->expiry);
+    if (u->prev)
+        u->prev->next = u->next;
+    else if (chat->users == u)
+        chat->users = u->next;
+    if (u->next)
+        u->next->prev = u->prev;
+    free(u);
+}
+
+/* Makes the joined member u an authenticated one: tagged, listed, timed. */
+static void user_start(struct chat *chat, struct chat_user *u, int64_t exp)
+{
+    u->cl.member.tag |= TAG_USER;
+    u->next = chat->users;
+    if (u->next)
+        u->next->prev = u;
+    chat->users = u;
+    arm_expiry(chat, u, exp);
+}
+
+static int chat_accept(void *ctx, struct conn *c, const struct http_request *req, struct http_slice rest,
+                       struct endpoint_answer *ans)
+{
+    struct chat *chat = ctx;
+    struct ask a;
+    struct auth_result r;
+    char token_nick_buf[COMMAND_NICK_MAX + 1];
+    int status = admit(chat, req, rest, &a, &r, token_nick_buf, ans);
+    if (status)
+        return status;
+    struct chat_user *u = r.authenticated ? user_new(&r.claims) : NULL;
+    struct chat_client *cl = r.authenticated ? (u ? &u->cl : NULL) : pool_alloc(&chat->clients);
     if (!cl) {
-        *reason = "out of memory";
+        ans->reason = "out of memory";
         return 503;
     }
-    int status = hub_join(chat->hub, &cl->member, room, n > 0 ? nick : NULL, c, reason);
+    char guest[COMMAND_NICK_MAX + 1];
+    const char *want = u ? token_nick_buf : guest_nick(chat, &a, guest);   /* a token's name, not ?nick= */
+    status = hub_join(chat->hub, &cl->member, a.room, want, c, &ans->reason);
     if (status) {
-        pool_free(&chat->clients, cl);
+        if (u)
+            free(u);
+        else
+            pool_free(&chat->clients, cl);
         return status;
     }
+    if (u)
+        user_start(chat, u, r.claims.exp);
     hub_set_pending(&cl->member, 1);   /* until its join comes back in the room's order */
     if (hub_room_local(cl->member.room) == 1)
-        broker_room_open(&chat->broker, room);   /* the first member here: follow the room */
+        broker_room_open(&chat->broker, a.room);   /* the first member here: follow the room */
     uint32_t now = now_ms(cl);
     ratelimit_bucket_init(&cl->lines, &chat->lines, now);
     ratelimit_bucket_init(&cl->frames, &chat->frames, now);
     ratelimit_bucket_init(&cl->bytes, &chat->bytes, now);
     ratelimit_flood_init(&cl->flood, now);
     conn_set_data(c, cl);
+    if (auth_protocol_offered(req, AUTH_PROTOCOL))
+        ans->protocol = AUTH_PROTOCOL;
     return 0;
 }
 
@@ -355,6 +613,9 @@ static void welcome(struct chat *chat, struct chat_client *cl, const struct resu
     size_t first = start < 0 ? 0 : (size_t)start;
     event_begin(chat, "welcome", room);
     field_string(chat, "nick", cl->member.nick, strlen(cl->member.nick));
+    field_user(chat, cl);
+    if (user_of(cl) && user_of(cl)->mod)
+        put_raw(chat, ",\"mod\":true");
     field_members(chat, room);
     put_raw(chat, ",\"history\":[");
     for (size_t i = first; i < hub_room_history_count(room); i++) {
@@ -447,7 +708,6 @@ static void chat_open(void *ctx, struct conn *c, const struct http_request *req)
 {
     struct chat *chat = ctx;
     struct chat_client *cl = conn_data(c);
-    char nick[NICK_QUERY_MAX];
     struct joining *j = calloc(1, sizeof(*j));
     if (!j) {
         conn_close(c, WS_CLOSE_INTERNAL, "out of memory");
@@ -460,21 +720,19 @@ static void chat_open(void *ctx, struct conn *c, const struct http_request *req)
     j->next = chat->joiners[j->id % JOINERS_BUCKETS];
     chat->joiners[j->id % JOINERS_BUCKETS] = j;
     cl->waiting = j;
-    long asked = http_query_get(req->query, "nick", nick, sizeof(nick));   /* checked by accept */
-    struct broker_presence p = {.kind = BROKER_JOIN, .id = j->id, .nick = asked > 0 ? nick : cl->member.nick,
-                                .old = cl->member.nick, .guest = asked <= 0};
+    struct ask a;
+    char guest[COMMAND_NICK_MAX + 1];
+    a.nick_len = http_query_get(req->query, "nick", a.nick, sizeof(a.nick));   /* checked by accept */
+    const char *want = user_of(cl) ? cl->member.nick : guest_nick(chat, &a, guest);
+    struct broker_presence p = {.kind = BROKER_JOIN, .id = j->id, .nick = want ? want : cl->member.nick,
+                                .old = cl->member.nick, .guest = want == NULL,
+                                .user = user_of(cl) ? user_of(cl)->sub : NULL};
     if (broker_presence(&chat->broker, hub_room_name(cl->member.room), &p) < 0) {
         conn_close(c, WS_CLOSE_TRY_AGAIN, "the cluster is unavailable: try again later");
         return;
     }
     if (cl->waiting)
         cl->waiting->sent = 1;   /* else the join came back at once, and it was welcomed */
-}
-
-/* The client holding member m (the member is its first field). */
-static struct chat_client *client_of(const struct hub_member *m)
-{
-    return (struct chat_client *)(void *)m;
 }
 
 /* The broker has the room in the cluster's order: welcome who waited. A
@@ -514,18 +772,38 @@ static void chat_restart(void *ctx, const char *name, const char *epoch, uint64_
     hub_room_set_ready(room, 0);
 }
 
-/* Broadcasts {"type":"join"|"leave","room":R,"nick":N,"count":K[,"reason":W]}
+/* Broadcasts {"type":"join"|"leave","room":R,"nick":N[,"user":U],"count":K}
+ * (a leave with [,"kicked":true,"kicked_by":M,"kicked_by_user":V][,"reason":W])
  * to room's members here, while its presence is on. */
 static void presence_event(struct chat *chat, struct hub_room *room, const char *type, const char *nick,
-                           const char *why, size_t before)
+                           const struct broker_presence *p, size_t before)
 {
     if (!presence_on(chat, before))
         return;
     event_begin(chat, type, room);
     field_string(chat, "nick", nick, strlen(nick));
+    if (p->user)
+        field_string(chat, "user", p->user, strlen(p->user));
     field_u64(chat, "count", hub_room_count(room));
-    if (why)
-        field_string(chat, "reason", why, strlen(why));
+    if (p->kicked)
+        put_raw(chat, ",\"kicked\":true");
+    if (p->kicked_by)
+        field_string(chat, "kicked_by", p->kicked_by, strlen(p->kicked_by));
+    if (p->kicked_by_user)
+        field_string(chat, "kicked_by_user", p->kicked_by_user, strlen(p->kicked_by_user));
+    if (p->why)
+        field_string(chat, "reason", p->why, strlen(p->why));
+    event_send_all(chat, room);
+}
+
+/* Broadcasts {"type":"nick","room":R,"old":O,"nick":N[,"user":U]} to room's members here. */
+static void nick_event(struct chat *chat, struct hub_room *room, const char *old, const struct broker_presence *p)
+{
+    event_begin(chat, "nick", room);
+    field_string(chat, "old", old, strlen(old));
+    field_string(chat, "nick", p->nick, strlen(p->nick));
+    if (p->user)
+        field_string(chat, "user", p->user, strlen(p->user));
     event_send_all(chat, room);
 }
 
@@ -561,10 +839,7 @@ static void presence_join(struct chat *chat, struct hub_room *room, const struct
         /* a member of ours joined again after the cluster lost it: only its nick may change */
         if (strcmp(again->nick, p->nick) != 0) {
             take_nick(chat, room, again, p->nick);
-            event_begin(chat, "nick", room);
-            field_string(chat, "old", p->old, strlen(p->old));
-            field_string(chat, "nick", p->nick, strlen(p->nick));
-            event_send_all(chat, room);
+            nick_event(chat, room, p->old, p);
         }
         return;
     }
@@ -578,7 +853,7 @@ static void presence_join(struct chat *chat, struct hub_room *room, const struct
         event_failed(chat);
         return;
     }
-    presence_event(chat, room, "join", cl ? cl->member.nick : p->nick, NULL, hub_room_count(room));
+    presence_event(chat, room, "join", cl ? cl->member.nick : p->nick, p, hub_room_count(room));
 }
 
 static void presence_rename(struct chat *chat, struct hub_room *room, const struct broker_presence *p)
@@ -595,10 +870,7 @@ static void presence_rename(struct chat *chat, struct hub_room *room, const stru
         take_nick(chat, room, m, p->nick);
     else if (hub_roster_rename(chat->hub, room, old, p->nick) < 0)
         return;   /* not in the roster here: nothing to tell */
-    event_begin(chat, "nick", room);
-    field_string(chat, "old", old, strlen(old));
-    field_string(chat, "nick", p->nick, strlen(p->nick));
-    event_send_all(chat, room);
+    nick_event(chat, room, old, p);
 }
 
 /* A roster change in the room's order: the hub's roster follows it, and
@@ -618,7 +890,7 @@ static void chat_presence(void *ctx, const char *name, const struct broker_prese
         break;
     case BROKER_LEAVE:
         if (hub_roster_remove(chat->hub, room, p->nick) == 0)
-            presence_event(chat, room, "leave", p->nick, p->why, hub_room_count(room) + 1);
+            presence_event(chat, room, "leave", p->nick, p, hub_room_count(room) + 1);
         break;
     }
 }
@@ -636,7 +908,7 @@ static void chat_roster(void *ctx, const char *name, const struct broker_presenc
         return;
     hub_roster_clear(chat->hub, room);
     for (size_t i = 0; i < hub_room_local(room); i++)
-        ((struct hub_member *)hub_room_member(room, i))->seen = 0;
+        ((struct hub_member *)hub_room_member(room, i))->tag &= (uint8_t)~TAG_SEEN;
     for (size_t i = 0; i < n; i++) {
         if (!e[i].mine) {
             if (hub_roster_add(chat->hub, room, e[i].nick) < 0)
@@ -646,11 +918,11 @@ static void chat_roster(void *ctx, const char *name, const struct broker_presenc
         struct hub_member *m = hub_local_find(chat->hub, room, e[i].nick);
         struct chat_client *cl = joiner(chat, room, e[i].id);
         if (m && !m->pending) {
-            m->seen = 1;
+            m->tag |= TAG_SEEN;
         } else if (cl) {
             take_nick(chat, room, &cl->member, e[i].nick);
             hub_set_pending(&cl->member, 0);
-            cl->member.seen = 1;
+            cl->member.tag |= TAG_SEEN;
         } else {
             struct broker_presence leave = {.kind = BROKER_LEAVE, .nick = e[i].nick};
             broker_presence(&chat->broker, name, &leave);
@@ -658,9 +930,10 @@ static void chat_roster(void *ctx, const char *name, const struct broker_presenc
     }
     for (size_t i = 0; i < hub_room_local(room); i++) {
         struct hub_member *m = (struct hub_member *)hub_room_member(room, i);
-        if (m->seen || m->pending)
+        if ((m->tag & TAG_SEEN) || m->pending)
             continue;
-        struct broker_presence again = {.kind = BROKER_JOIN, .nick = m->nick, .old = m->nick};
+        struct broker_presence again = {.kind = BROKER_JOIN, .nick = m->nick, .old = m->nick,
+                                        .user = chat_member_user(m)};
         broker_presence(&chat->broker, name, &again);
     }
 }
@@ -674,16 +947,27 @@ static void chat_close(void *ctx, struct conn *c)
     struct chat_client *cl = conn_data(c);
     struct hub_room *room = cl->member.room;
     struct broker_presence p = {.kind = BROKER_LEAVE};
-    char nick[HUB_NICK_MAX + 1];
+    char nick[HUB_NICK_MAX + 1], user[JWT_SUB_MAX + 1] = "";
     memcpy(nick, cl->member.nick, sizeof(nick));
+    if (user_of(cl))
+        snprintf(user, sizeof(user), "%s", user_of(cl)->sub);
+    struct kick_note *k = cl->member.tag & TAG_KICKED ? kick_take(chat, cl) : NULL;
+    p.kicked = (cl->member.tag & TAG_KICKED) != 0;
+    if (k) {
+        p.why = k->reason;
+        p.kicked_by = k->by[0] ? k->by : NULL;
+        p.kicked_by_user = k->by_user[0] ? k->by_user : NULL;
+    }
     int sent = !cl->waiting || cl->waiting->sent;
     early_free(joining_drop(chat, cl));
     hub_leave_keep(chat->hub, &cl->member);
     conn_set_data(c, NULL);
-    pool_free(&chat->clients, cl);
+    client_free(chat, cl);
     p.nick = nick;
+    p.user = user[0] ? user : NULL;
     if (sent && broker_presence(&chat->broker, hub_room_name(room), &p) < 0)
         hub_roster_remove(chat->hub, room, nick);   /* the cluster is unreachable: it catches up later */
+    free(k);
     if (hub_room_local(room) == 0) {
         hub_room_set_ready(room, 0);
         broker_room_close(&chat->broker, hub_room_name(room));
@@ -717,6 +1001,7 @@ static void say(struct chat *chat, struct chat_client *cl, const char *text, siz
     struct hub_room *room = cl->member.room;
     event_begin(chat, "message", room);
     field_string(chat, "nick", cl->member.nick, strlen(cl->member.nick));
+    field_user(chat, cl);
     field_string(chat, "text", text, len);
     field_u64(chat, "ts", epoch_ms());
     if (action)
@@ -728,13 +1013,20 @@ static void say(struct chat *chat, struct chat_client *cl, const char *text, siz
 
 static void rename_member(struct chat *chat, struct chat_client *cl, const char *name, size_t len)
 {
-    char nick[HUB_NICK_MAX + 1];
+    struct ask a;
+    char marked[COMMAND_NICK_MAX + 1];
+    if (user_of(cl)) {
+        send_error(chat, cl, "forbidden", "your nick is the one your token gives");
+        return;
+    }
     if (!command_nick_valid(name, len)) {
         send_error(chat, cl, "bad_nick", "a nick is 1 to 32 bytes of printable UTF-8 without spaces");
         return;
     }
-    memcpy(nick, name, len);
-    nick[len] = '\0';
+    memcpy(a.nick, name, len);
+    a.nick[len] = '\0';
+    a.nick_len = (long)len;
+    const char *nick = guest_nick(chat, &a, marked);   /* marked as a guest's when sign-in is on */
     if (strcmp(nick, cl->member.nick) == 0)
         return;
     if (hub_nick_taken(chat->hub, cl->member.room, nick)) {
@@ -745,6 +1037,96 @@ static void rename_member(struct chat *chat, struct chat_client *cl, const char 
     if (broker_presence(&chat->broker, hub_room_name(cl->member.room), &p) < 0)
         send_error(chat, cl, "unavailable", "the nick could not be changed now: try again");
     conn_charge(cl->member.sink, hub_room_count(cl->member.room));
+}
+
+/* Closes cl with 4003 and reason, kicked by the moderator `by` (or by the
+ * application when NULL); its leave, published when it closes, says so. */
+static void kick(struct chat *chat, struct chat_client *cl, const struct chat_client *by, const char *reason,
+                 size_t reason_len)
+{
+    struct kick_note *k = malloc(sizeof(*k) + reason_len + 1);
+    if (k) {   /* out of memory, the leave is still marked as a kick, without who and why */
+        k->cl = cl;
+        snprintf(k->by, sizeof(k->by), "%s", by ? by->member.nick : "");
+        snprintf(k->by_user, sizeof(k->by_user), "%s", by && user_of(by) ? user_of(by)->sub : "");
+        memcpy(k->reason, reason, reason_len);
+        k->reason[reason_len] = '\0';
+        k->next = chat->kicks;
+        chat->kicks = k;
+    }
+    cl->member.tag |= TAG_KICKED;
+    char why[WS_MAX_CONTROL_PAYLOAD];
+    snprintf(why, sizeof(why), "%s%s%s%.*s", by ? "kicked by " : "", by ? by->member.nick : "",
+             by && reason_len ? ": " : "", (int)(reason_len < sizeof(why) ? reason_len : sizeof(why)), reason);
+    conn_close(cl->member.sink, CHAT_CLOSE_FORBIDDEN, why);
+}
+
+/* Takes cl's kick note out of the list (NULL when there is none). */
+static struct kick_note *kick_take(struct chat *chat, const struct chat_client *cl)
+{
+    for (struct kick_note **p = &chat->kicks; *p; p = &(*p)->next) {
+        if ((*p)->cl == cl) {
+            struct kick_note *k = *p;
+            *p = k->next;
+            return k;
+        }
+    }
+    return NULL;
+}
+
+/* Whether cl is still in its room and reachable (not kicked or closing). */
+static int kickable(const struct chat_client *cl)
+{
+    return !(cl->member.tag & TAG_KICKED) && conn_is_open(cl->member.sink);
+}
+
+static void kick_command(struct chat *chat, struct chat_client *cl, const struct command *cmd)
+{
+    if (!user_of(cl) || !user_of(cl)->mod) {
+        send_error(chat, cl, "forbidden", "only moderators (a token with \"mod\":true) may /kick");
+        return;
+    }
+    char nick[HUB_NICK_MAX + 1];
+    struct hub_member *m = NULL;
+    if (cmd->arg_len <= HUB_NICK_MAX) {
+        memcpy(nick, cmd->arg, cmd->arg_len);
+        nick[cmd->arg_len] = '\0';
+        m = hub_local_find(chat->hub, cl->member.room, nick);
+    }
+    if (!m || m->pending || !kickable(client_of(m))) {
+        send_error(chat, cl, "no_such_nick", "nobody has that nick in this room");
+        return;
+    }
+    kick(chat, client_of(m), cl, cmd->reason, cmd->reason_len);
+    conn_charge(cl->member.sink, hub_room_count(cl->member.room));
+}
+
+/* /token: a fresh token for the same user, valid for this room, replaces the
+ * connection's (its expiry and moderator flag). */
+static void refresh_token(struct chat *chat, struct chat_client *cl, const char *token, size_t len)
+{
+    struct chat_user *u = user_of(cl);
+    struct jwt_claims c;
+    enum jwt_error e;
+    if (!chat->cfg.auth) {
+        send_error(chat, cl, "bad_token", "this server does not use tokens");
+    } else if (!u) {
+        send_error(chat, cl, "forbidden", "a guest cannot sign in on an open connection: reconnect with a token");
+    } else if ((e = auth_verify(chat->cfg.auth, token, len, (int64_t)time(NULL), &c)) != JWT_OK) {
+        send_error(chat, cl, "bad_token", jwt_error_text(e));
+    } else if (strcmp(c.sub, u->sub) != 0) {
+        send_error(chat, cl, "forbidden", "the new token is for another user");
+    } else if (!jwt_room_allowed(&c, hub_room_name(cl->member.room))) {
+        send_error(chat, cl, "forbidden", "the new token does not allow this room");
+    } else {
+        u->mod = (uint8_t)(c.mod != 0);
+        arm_expiry(chat, u, c.exp);
+        event_begin(chat, "token", cl->member.room);
+        field_string(chat, "user", u->sub, strlen(u->sub));
+        if (c.exp)
+            field_u64(chat, "exp", (uint64_t)c.exp);
+        event_send(chat, cl);
+    }
 }
 
 static void chat_line(struct chat *chat, struct chat_client *cl, const char *line, size_t len)
@@ -780,6 +1162,12 @@ static void chat_line(struct chat *chat, struct chat_client *cl, const char *lin
         conn_charge(cl->member.sink, hub_room_count(cl->member.room));
         break;
     }
+    case CMD_TOKEN:
+        refresh_token(chat, cl, cmd.arg, cmd.arg_len);
+        break;
+    case CMD_KICK:
+        kick_command(chat, cl, &cmd);
+        break;
     case CMD_UNKNOWN:
         send_error(chat, cl, "unknown_command",
                    "unknown command; use /nick NAME, /who, /me TEXT, or // to start a line with /");
@@ -892,6 +1280,7 @@ struct chat *chat_new(const struct chat_config *cfg, chat_broker_init_fn init, v
         .max_text = max_text,
         .max_binary = cfg->max_binary,
         .accept = chat_accept,
+        .check = chat_check,
         .open = chat_open,
         .message = chat_message,
         .close = chat_close,
@@ -928,6 +1317,28 @@ void chat_metrics(struct chat *chat, struct metrics *m)
 int chat_healthy(struct chat *chat, const char **why)
 {
     return broker_available(&chat->broker, why);
+}
+
+size_t chat_disconnect_user(struct chat *chat, const char *user, const char *reason)
+{
+    size_t n = 0;
+    for (struct chat_user *u = chat->users; u; u = u->next) {
+        if (strcmp(u->sub, user) == 0 && kickable(&u->cl)) {
+            kick(chat, &u->cl, NULL, reason, strlen(reason));
+            n++;
+        }
+    }
+    return n;
+}
+
+int chat_disconnect_nick(struct chat *chat, const char *room, const char *nick, const char *reason)
+{
+    struct hub_room *r = hub_find(chat->hub, room);
+    struct hub_member *m = r ? hub_local_find(chat->hub, r, nick) : NULL;
+    if (!m || m->pending || !kickable(client_of(m)))
+        return -1;
+    kick(chat, client_of(m), NULL, reason, strlen(reason));
+    return 0;
 }
 
 const struct endpoint *chat_endpoint(const struct chat *chat)

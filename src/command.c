@@ -44,6 +44,16 @@ void command_parse(const char *line, size_t len, struct command *cmd)
         cmd->kind = CMD_NICK;
     } else if (word_is(word, wn, "who") && an == 0) {
         cmd->kind = CMD_WHO;
+    } else if (word_is(word, wn, "token") && an > 0) {
+        cmd->kind = CMD_TOKEN;
+    } else if (word_is(word, wn, "kick") && an > 0 && arg[0] != ' ') {
+        cmd->kind = CMD_KICK;
+        size_t n = 0;
+        while (n < an && arg[n] != ' ')
+            n++;
+        cmd->arg_len = n;
+        cmd->reason = arg + n + (n < an);
+        cmd->reason_len = an - n - (n < an);
     } else {
         cmd->kind = CMD_UNKNOWN;
         cmd->arg = word;

@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "command.h"
 #include "log.h"
 
-enum kind { K_STRING, K_PORT, K_SECONDS, K_BYTES, K_COUNT, K_LOGLEVEL, K_ORIGINS, K_CIDRS, K_FLAG, K_TLSVER, K_WORKERS };
+enum kind { K_STRING, K_PORT, K_SECONDS, K_BYTES, K_COUNT, K_LOGLEVEL, K_ORIGINS, K_CIDRS, K_FLAG, K_TLSVER, K_WORKERS,
+            K_ROOMS };
 
 struct option_def {
     const char *name;
@@ -96,6 +98,18 @@ static const struct option_def options[] = {
     {"workers", K_WORKERS, FIELD(workers), "N|auto",
      "worker processes sharing the port under one supervisor; auto = the CPUs we may run on; above 1 needs --redis",
      1, CONFIG_WORKERS_MAX},
+    {"auth-secret-file", K_STRING, FIELD(auth_secret_file), "FILE",
+     "require connection tokens (JWT) signed with HS256 and the secret in FILE", 0, 0},
+    {"auth-public-key", K_STRING, FIELD(auth_public_key), "FILE",
+     "require connection tokens (JWT) signed with RS256 or ES256, checked with this PEM public key", 0, 0},
+    {"auth-issuer", K_STRING, FIELD(auth_issuer), "STR", "with auth: a token's iss must be STR", 0, 0},
+    {"auth-audience", K_STRING, FIELD(auth_audience), "STR", "with auth: a token's aud must hold STR", 0, 0},
+    {"auth-leeway", K_SECONDS, FIELD(auth_leeway), "S", "with auth: seconds of clock skew allowed for exp and nbf",
+     0, 0},
+    {"allow-anonymous", K_FLAG, FIELD(allow_anonymous), "",
+     "with auth: clients without a token join as guests (not into --private-room rooms)", 0, 0},
+    {"private-room", K_ROOMS, FIELD(private_room), "PATTERN",
+     "repeatable: with --allow-anonymous, rooms (NAME or PREFIX*) that guests may not enter", 0, 0},
     {"daemon", K_FLAG, FIELD(daemon), "", "detach from the terminal and run in the background", 0, 0},
     {"pidfile", K_STRING, FIELD(pidfile), "FILE", "write the pid here; refuse to start if it names a live process",
      0, 0},
@@ -136,6 +150,7 @@ void config_defaults(struct config *cfg)
     cfg->max_resume = cfg->history;
     strcpy(cfg->redis_prefix, "wshub");
     cfg->node_timeout = 15;
+    cfg->auth_leeway = 30;
     cidr_parse("127.0.0.0/8", &cfg->stats_allow[0]);
     cidr_parse("::1", &cfg->stats_allow[1]);
     cfg->n_stats_allow = 2;
@@ -246,6 +261,20 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
         fprintf(err, "wshub: %s--%s '%s' must be an address or ADDR/BITS (BITS up to 32 for IPv4, 128 for IPv6)\n",
                 where, o->name, value);
         return -1;
+    case K_ROOMS: {
+        size_t n = strlen(value), stem = n && value[n - 1] == '*' ? n - 1 : n;
+        if (cfg->n_private_room == CONFIG_LIST_MAX) {
+            fprintf(err, "wshub: %s--%s: at most %d patterns\n", where, o->name, CONFIG_LIST_MAX);
+            return -1;
+        }
+        if ((stem == 0 && n == 1) || (stem > 0 && command_room_valid(value, stem))) {
+            strcpy(cfg->private_room[cfg->n_private_room++], value);
+            return 0;
+        }
+        fprintf(err, "wshub: %s--%s '%s' must be a room name (1 to 64 of A-Z a-z 0-9 _ - .), "
+                     "optionally ending in *\n", where, o->name, value);
+        return -1;
+    }
     case K_TLSVER:
         if (strcmp(value, "1.2") == 0 || strcmp(value, "1.3") == 0) {
             strcpy(field, value);
@@ -280,6 +309,11 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
     return -1;
 }
 
+static int is_list(const struct option_def *o)
+{
+    return o->kind == K_ORIGINS || o->kind == K_CIDRS || o->kind == K_ROOMS;
+}
+
 /* Empties a list option, so a first command-line value replaces the file's. */
 static void clear_list(struct config *cfg, const struct option_def *o)
 {
@@ -287,6 +321,8 @@ static void clear_list(struct config *cfg, const struct option_def *o)
         cfg->n_allow_origin = 0;
     else if (o->kind == K_CIDRS)
         cfg->n_stats_allow = 0;
+    else if (o->kind == K_ROOMS)
+        cfg->n_private_room = 0;
 }
 
 static char *trim(char *s)
@@ -343,7 +379,7 @@ int config_parse_file(struct config *cfg, const char *path, FILE *err)
             break;
         }
         unsigned long bit = 1ul << (o - options);
-        if ((o->kind == K_ORIGINS || o->kind == K_CIDRS) && !(lists_seen & bit)) {
+        if (is_list(o) && !(lists_seen & bit)) {
             clear_list(cfg, o);   /* the file's list replaces the default */
             lists_seen |= bit;
         }
@@ -373,6 +409,7 @@ static void print_default(FILE *out, const struct config *d, const struct option
     }
     case K_ORIGINS: fprintf(out, "any"); break;
     case K_CIDRS: fprintf(out, "127.0.0.0/8 and ::1"); break;
+    case K_ROOMS: fprintf(out, "none"); break;
     case K_FLAG: fprintf(out, "off"); break;
     case K_WORKERS: fprintf(out, "%u", *(const unsigned *)field); break;
     }
@@ -451,7 +488,7 @@ int config_parse_args(struct config *cfg, int argc, char **argv, FILE *out, FILE
             continue;
         }
         unsigned long bit = 1ul << (c - 256);
-        if ((o->kind == K_ORIGINS || o->kind == K_CIDRS) && !(lists_seen & bit)) {
+        if (is_list(o) && !(lists_seen & bit)) {
             clear_list(cfg, o);
             lists_seen |= bit;
         }
@@ -502,6 +539,28 @@ static unsigned cpus_allowed(void)
     return (unsigned)CPU_COUNT(&set);
 }
 
+/* The auth options need a key, and exactly one. Returns 0, or -1 after printing why. */
+static int check_auth(const struct config *cfg, FILE *err)
+{
+    if (cfg->auth_secret_file[0] && cfg->auth_public_key[0]) {
+        fprintf(err, "wshub: --auth-secret-file conflicts with --auth-public-key: tokens are checked with one "
+                     "key (HS256 with a secret, or RS256/ES256 with a public key)\n");
+        return -1;
+    }
+    if (cfg->auth_secret_file[0] || cfg->auth_public_key[0])
+        return 0;
+    static const char *const needs_key[] = {"allow-anonymous", "private-room", "auth-issuer", "auth-audience",
+                                            "auth-leeway"};
+    for (size_t i = 0; i < sizeof(needs_key) / sizeof(needs_key[0]); i++) {
+        if (config_given(cfg, needs_key[i])) {
+            fprintf(err, "wshub: --%s needs --auth-secret-file or --auth-public-key: without a key there are "
+                         "no tokens to check\n", needs_key[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int config_check(struct config *cfg, FILE *err)
 {
     int auto_workers = cfg->workers == 0;
@@ -521,6 +580,8 @@ int config_check(struct config *cfg, FILE *err)
         fprintf(err, "wshub: --tls-min needs --tls-cert and --tls-key\n");
         return 2;
     }
+    if (check_auth(cfg, err) < 0)
+        return 2;
     uint64_t half = cfg->max_backlog / 2;
     char why[256];
     /* One relay of the largest message must fit twice in a member's backlog,

@@ -111,17 +111,19 @@ void conn_upgrade(struct conn *c, const struct endpoint *ep, const struct http_r
         conn_http_text(c, 400, "malformed Sec-WebSocket-Extensions header", NULL, 0);
         return;
     }
-    const char *reason = NULL;
-    int status = ep->accept ? ep->accept(ep->ctx, c, req, subpath, &reason) : 0;
+    struct endpoint_answer ans = {0};
+    int status = ep->accept ? ep->accept(ep->ctx, c, req, subpath, &ans) : 0;
     if (status) {
-        conn_http_text(c, status, reason ? reason : "refused", NULL, 0);
+        conn_http_text(c, status, ans.reason ? ans.reason : "refused", ans.headers, 0);
         return;
     }
     c->ep = ep;
     c->flags |= CF_EP_OPEN;
-    char headers[160 + PMD_RESPONSE_MAX];
+    char headers[224 + PMD_RESPONSE_MAX];
     int n = snprintf(headers, sizeof(headers),
                      "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n", accept_key);
+    if (ans.protocol)
+        n += snprintf(headers + n, sizeof(headers) - (size_t)n, "Sec-WebSocket-Protocol: %.32s\r\n", ans.protocol);
     if (deflate == PMD_ACCEPT) {
         char extension[PMD_RESPONSE_MAX];
         pmd_response(&offer, extension, sizeof(extension));

@@ -345,16 +345,19 @@ enum jwt_error jwt_verify(const struct jwt_key *k, const char *token, size_t len
     return e;
 }
 
+int jwt_pattern_match(const char *pattern, const char *room)
+{
+    size_t n = strlen(pattern);
+    return n && pattern[n - 1] == '*' ? strncmp(room, pattern, n - 1) == 0 : strcmp(room, pattern) == 0;
+}
+
 int jwt_room_allowed(const struct jwt_claims *c, const char *room)
 {
     if (c->all_rooms)
         return 1;
-    for (size_t i = 0; i < c->nrooms; i++) {
-        const char *pat = c->rooms[i];
-        size_t n = strlen(pat);
-        if (n && pat[n - 1] == '*' ? strncmp(room, pat, n - 1) == 0 : strcmp(room, pat) == 0)
+    for (size_t i = 0; i < c->nrooms; i++)
+        if (jwt_pattern_match(c->rooms[i], room))
             return 1;
-    }
     return 0;
 }
 

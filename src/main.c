@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "broker_redis.h"
 #include "chat.h"
 #include "config.h"
@@ -250,7 +251,24 @@ struct setup {
     struct config cfg;
     struct redis_url redis_url;
     char node_id[256];
+    struct auth *auth;          /* connection tokens (read once, shared by workers); NULL = off */
 };
+
+/* Loads the token key the options name. NULL after printing why (exit 2). */
+static struct auth *auth_from_config(const struct config *cfg)
+{
+    struct auth_config ac = {
+        .secret_file = cfg->auth_secret_file, .public_key_file = cfg->auth_public_key,
+        .issuer = cfg->auth_issuer, .audience = cfg->auth_audience, .leeway = cfg->auth_leeway,
+        .allow_anonymous = cfg->allow_anonymous,
+        .private_rooms = cfg->private_room, .n_private_rooms = cfg->n_private_room,
+    };
+    char err[512];
+    struct auth *a = auth_new(&ac, err, sizeof(err));
+    if (!a)
+        fprintf(stderr, "wshub: --%s: %s\n", cfg->auth_secret_file[0] ? "auth-secret-file" : "auth-public-key", err);
+    return a;
+}
 
 /* Loads the certificate and key. NULL after saying why (exit 2). */
 static struct tls_ctx *make_tls(const struct config *cfg)
@@ -281,6 +299,7 @@ static int serve(const struct setup *st, struct tls_ctx *tls, const struct worke
         .max_binary = cfg->max_binary,
         .presence_limit = cfg->presence_limit,
         .max_resume = cfg->max_resume,
+        .auth = st->auth,
     };
     struct router_config router_cfg = {
         .static_dir = cfg->static_dir,
@@ -298,6 +317,7 @@ static int serve(const struct setup *st, struct tls_ctx *tls, const struct worke
     struct pmdz *deflate = cfg->deflate ? pmdz_new(cfg->deflate_min_size) : NULL;
     server_cfg.limits.deflate = deflate;
     struct loop *loop = cfg->deflate && !deflate ? NULL : loop_new();
+    chat_cfg.loop = loop;
     /* A worker is a node of its own: NODE/wI, and NODE/wI.R after R restarts. */
     char node_id[300];
     if (!role)
@@ -355,6 +375,9 @@ static int serve(const struct setup *st, struct tls_ctx *tls, const struct worke
         tls_ctx_describe(tls, about, sizeof(about));
         log_msg(LOG_INFO, "tls on min=%s %s", cfg->tls_min, about);
     }
+    if (st->auth && (!role || role->w->index == 0))
+        log_msg(LOG_INFO, "auth on alg=%s anonymous=%d private_rooms=%zu leeway_s=%u", auth_alg(st->auth),
+                cfg->allow_anonymous, cfg->n_private_room, cfg->auth_leeway);
     if (cfg->n_allow_origin == 0 && (!role || role->w->index == 0))
         log_msg(LOG_WARN, "origin check off: no --allow-origin given, WebSockets from every Origin are allowed");
     if (role) {
@@ -472,6 +495,10 @@ int main(int argc, char **argv)
     struct tls_ctx *tls = NULL;
     if (cfg->tls_cert[0] && !(tls = make_tls(cfg)))
         return 2;
+    if ((cfg->auth_secret_file[0] || cfg->auth_public_key[0]) && !(st.auth = auth_from_config(cfg))) {
+        tls_ctx_free(tls);
+        return 2;
+    }
     if (cfg->workers > 1) {
         tls_ctx_free(tls);
         tls = NULL;
@@ -482,12 +509,14 @@ int main(int argc, char **argv)
     if (cfg->daemon && daemon_detach() < 0) {
         fprintf(stderr, "wshub: cannot detach: %s\n", strerror(errno));
         tls_ctx_free(tls);
+        auth_free(st.auth);
         return 1;
     }
     if (cfg->pidfile[0] && pidfile_write(cfg->pidfile) < 0) {
         fprintf(stderr, "wshub: cannot write pid file %s: %s\n", cfg->pidfile, strerror(errno));
         log_msg(LOG_ERROR, "pidfile write failed pidfile=%s error=\"%s\"", cfg->pidfile, strerror(errno));
         tls_ctx_free(tls);
+        auth_free(st.auth);
         return 1;
     }
     if (cfg->node_id[0])
@@ -495,6 +524,7 @@ int main(int argc, char **argv)
     else
         default_node_id(st.node_id, sizeof(st.node_id));
     rc = cfg->workers > 1 ? supervise(&st) : serve(&st, tls, NULL);
+    auth_free(st.auth);
     if (cfg->pidfile[0])
         pidfile_remove(cfg->pidfile);
     log_msg(LOG_INFO, "stopped pid=%ld", (long)getpid());

@@ -167,6 +167,17 @@ static void upgrade(struct router *r, struct conn *c, const struct http_request 
     conn_upgrade(c, rt->ep, req, rest, hs.accept);
 }
 
+/* A plain GET to an endpoint that can say what an upgrade would get. */
+static void check(struct conn *c, const struct http_request *req, const struct route *rt, struct http_slice rest)
+{
+    struct endpoint_answer ans = {0};
+    int status = rt->ep->check(rt->ep->ctx, req, rest, &ans);
+    char headers[512];
+    snprintf(headers, sizeof(headers), "Cache-Control: no-store\r\n%s", status && ans.headers ? ans.headers : "");
+    conn_http_text(c, status ? status : 200, status ? (ans.reason ? ans.reason : "refused") : "ok", headers,
+                   wants_keep_alive(req));
+}
+
 static void serve_file(struct router *r, struct conn *c, const struct http_request *req, int keep_alive)
 {
     char path[4096];
@@ -262,7 +273,9 @@ void router_handle(void *router, struct conn *c, const struct http_request *req)
     } else if (req->version_minor >= 1 && http_header_count(req, "Host") != 1) {
         conn_http_text(c, 400, "an HTTP/1.1 request needs exactly one Host header", NULL, 0);
     } else if (refuse_body(c, req) == 0) {
-        if ((rt = find_route(r, req->path, &rest)))
+        if ((rt = find_route(r, req->path, &rest)) && !handshake_is_upgrade(req) && rt->ep->check)
+            check(c, req, rt, rest);
+        else if (rt)
             upgrade(r, c, req, rt, rest);
         else if (handshake_is_upgrade(req))
             conn_http_text(c, 404, "no WebSocket endpoint at this path", NULL, 0);

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "jwt.h"
 
-#define SECRET_MAX 4096
 
 static void usage(FILE *out)
 {
@@ -25,32 +25,6 @@ static void usage(FILE *out)
                  "  --rooms LIST    comma-separated room names or prefix* patterns (default: every room)\n"
                  "  --mod           the user is a moderator\n"
                  "  --ttl S         seconds until it expires (default 3600; 0 = never)\n");
-}
-
-/* Reads the secret, dropping one trailing newline. Returns its length, or -1. */
-static long read_secret(const char *path, unsigned char *out, size_t size)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "wshub token: cannot read %s: %s\n", path, strerror(errno));
-        return -1;
-    }
-    size_t n = fread(out, 1, size, f);
-    int too_big = n == size;
-    fclose(f);
-    if (too_big) {
-        fprintf(stderr, "wshub token: %s: the secret is longer than %d bytes\n", path, SECRET_MAX - 1);
-        return -1;
-    }
-    if (n && out[n - 1] == '\n')
-        n--;
-    if (n && out[n - 1] == '\r')
-        n--;
-    if (!n) {
-        fprintf(stderr, "wshub token: %s is empty\n", path);
-        return -1;
-    }
-    return (long)n;
 }
 
 /* Adds "rooms": the comma-separated list. Returns 0 or -1. */
@@ -104,10 +78,13 @@ int token_command(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    unsigned char secret[SECRET_MAX];
-    long n = read_secret(secret_file, secret, sizeof(secret));
-    if (n < 0)
+    uint8_t secret[AUTH_SECRET_MAX];
+    char err[512];
+    long n = auth_read_secret(secret_file, secret, sizeof(secret), err, sizeof(err));
+    if (n < 0) {
+        fprintf(stderr, "wshub token: %s\n", err);
         return 1;
+    }
     struct jwt_key *key = jwt_key_secret(secret, (size_t)n);
     json_t *claims = json_pack("{s:s, s:I}", "sub", sub, "iat", (json_int_t)time(NULL));
     int rc = key && claims ? 0 : -1;

@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { canConnect, freePort } from './util.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = path.resolve(ROOT, process.env.WSHUB_BIN || 'build/wshub');
@@ -25,24 +26,6 @@ const WAIT = 10_000;            // bound on every single wait
 const TEST_TIMEOUT = 90_000;    // bound on a whole test
 
 // ------------------------------------------------------------------ server
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-function canConnect(port) {
-  return new Promise((resolve) => {
-    const c = net.connect({ host: '127.0.0.1', port });
-    const done = (ok) => { c.destroy(); resolve(ok); };
-    c.setTimeout(500, () => done(false));
-    c.on('connect', () => done(true));
-    c.on('error', () => done(false));
-  });
-}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 

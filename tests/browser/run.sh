@@ -2,7 +2,7 @@
 # Browser tests of static/index.html against the real build/wshub.
 # Installs what is missing (Debian's chromium and nodejs with apt-get when run
 # as root; playwright-core with npm into tests/browser/node_modules), then runs
-#   node --test tests/browser/chat.test.mjs tests/browser/tls.test.mjs
+#   node --test tests/browser/chat.test.mjs tests/browser/tls.test.mjs tests/browser/auth.test.mjs
 # from the repo root and exits with its status.
 # Environment: WSHUB_BIN (default build/wshub), CHROMIUM (default /usr/bin/chromium).
 set -u
@@ -48,5 +48,5 @@ if [ ! -x "$bin" ]; then
     exit 1
 fi
 
-node --test tests/browser/chat.test.mjs tests/browser/tls.test.mjs
+node --test tests/browser/chat.test.mjs tests/browser/tls.test.mjs tests/browser/auth.test.mjs
 exit $?

@@ -9,39 +9,14 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const BIN = path.resolve(ROOT, process.env.WSHUB_BIN || 'build/wshub');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const WAIT = 10_000;
+import { WAIT, launchBrowser, startServer } from './util.mjs';
 
 const cleanup = [];
 after(async () => { for (const f of cleanup.reverse()) await f(); });
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
-  });
-}
-
-function canConnect(port) {
-  return new Promise((resolve) => {
-    const c = net.connect({ host: '127.0.0.1', port });
-    const done = (ok) => { c.destroy(); resolve(ok); };
-    c.setTimeout(500, () => done(false));
-    c.on('connect', () => done(true));
-    c.on('error', () => done(false));
-  });
-}
 
 /** wshub with a fresh self-signed certificate for 127.0.0.1; resolves once it listens. */
 async function startTlsServer() {
@@ -52,36 +27,12 @@ async function startTlsServer() {
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
     '-keyout', key, '-out', cert, '-subj', '/CN=127.0.0.1', '-days', '1',
     '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
-  const port = await freePort();
-  const srv = { port, log: '', exit: null };
-  srv.proc = spawn(BIN, ['--host', '127.0.0.1', '--port', String(port), '--static', path.join(ROOT, 'static'),
-    '--tls-cert', cert, '--tls-key', key, '--log-level', 'debug'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  srv.proc.stdout.on('data', (d) => { srv.log += d; });
-  srv.proc.stderr.on('data', (d) => { srv.log += d; });
-  srv.exited = new Promise((resolve) => srv.proc.on('exit', (code, signal) => { srv.exit = { code, signal }; resolve(srv.exit); }));
-  cleanup.push(async () => {
-    if (!srv.exit) srv.proc.kill('SIGTERM');
-    const exit = await srv.exited;
-    assert.ok(!/ERROR: (Address|Leak)Sanitizer|runtime error:/.test(srv.log), srv.log);
-    assert.ok(exit.code === 0 || exit.signal === 'SIGTERM', `wshub exit ${JSON.stringify(exit)}:\n${srv.log}`);
-  });
-  const deadline = Date.now() + WAIT;
-  while (!(await canConnect(port))) {
-    if (srv.exit || Date.now() > deadline) throw new Error(`wshub did not start:\n${srv.log}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return srv;
+  return startServer(['--tls-cert', cert, '--tls-key', key, '--log-level', 'debug'], cleanup);
 }
 
 test('the page over https chats over wss', { timeout: 60_000 }, async () => {
   const srv = await startTlsServer();
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    timeout: 30_000,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  cleanup.push(() => browser.close().catch(() => {}));
+  const browser = await launchBrowser(cleanup);
   const errors = [];
   const open = async (nick) => {
     const ctx = await browser.newContext({ ignoreHTTPSErrors: true });

@@ -209,6 +209,39 @@ START_TEST(parse_uses_length_not_nul)
 }
 END_TEST
 
+START_TEST(parse_token)
+{
+    const char *line = "/token abc.def.ghi";
+    struct command c;
+    parse(line, &c);
+    ck_assert_int_eq(c.kind, CMD_TOKEN);
+    assert_arg(&c, line, "abc.def.ghi");
+    parse("/token", &c);
+    ck_assert_int_eq(c.kind, CMD_UNKNOWN);
+}
+END_TEST
+
+START_TEST(parse_kick_with_and_without_reason)
+{
+    const char *line = "/kick bob spamming the room";
+    struct command c;
+    parse(line, &c);
+    ck_assert_int_eq(c.kind, CMD_KICK);
+    assert_arg(&c, line, "bob");
+    ck_assert_uint_eq(c.reason_len, strlen("spamming the room"));
+    ck_assert_int_eq(memcmp(c.reason, "spamming the room", c.reason_len), 0);
+    parse("/kick bob", &c);
+    ck_assert_int_eq(c.kind, CMD_KICK);
+    ck_assert_uint_eq(c.arg_len, 3);
+    ck_assert_uint_eq(c.reason_len, 0);
+    static const char *const bad[] = {"/kick", "/kick ", "/kick  bob"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        parse(bad[i], &c);
+        ck_assert_msg(c.kind == CMD_UNKNOWN, "%s: kind %d", bad[i], (int)c.kind);
+    }
+}
+END_TEST
+
 /* ---- nicks ---- */
 
 static int nick_ok(const char *s)
@@ -377,6 +410,8 @@ static Suite *command_suite(void)
     tcase_add_test(p, parse_unknown_command_word);
     tcase_add_test(p, parse_command_word_matches_whole_word);
     tcase_add_test(p, parse_uses_length_not_nul);
+    tcase_add_test(p, parse_token);
+    tcase_add_test(p, parse_kick_with_and_without_reason);
     suite_add_tcase(s, p);
 
     TCase *n = tcase_create("nick");
