@@ -514,6 +514,9 @@ int config_given(const struct config *cfg, const char *name)
 /* Worst-case bytes of one nick in a member list: 32 printable bytes, each
  * escaped to at most two, quotes and a comma. */
 #define LISTED_NICK (2 * 32 + 3)
+/* With sign-in, what a listed authenticated member adds to the "users"
+ * object: its nick again, a colon, and a user id of up to 128 bytes escaped. */
+#define LISTED_USER (LISTED_NICK + 1 + 2 * 128 + 3)
 
 /* Fits an option that was not given to at most `fit`; if it was given and
  * is larger, prints why and returns -1. */
@@ -601,13 +604,14 @@ int config_check(struct config *cfg, FILE *err)
     }
     snprintf(why, sizeof(why), "--max-backlog %llu: a welcome's member list must fit in the joiner's backlog",
              (unsigned long long)cfg->max_backlog);
-    uint64_t list_max = (half / 2 - EVENT_ENVELOPE) / LISTED_NICK;
+    uint64_t per_member = LISTED_NICK + (cfg->auth_secret_file[0] || cfg->auth_public_key[0] ? LISTED_USER : 0);
+    uint64_t list_max = (half / 2 - EVENT_ENVELOPE) / per_member;
     if (cfg->presence_limit && fit(cfg, &cfg->presence_limit, "presence-limit", list_max, err, why) < 0)
         return 2;
     uint64_t listed = cfg->presence_limit;
     if (cfg->max_room_members && (listed == 0 || cfg->max_room_members < listed))
         listed = cfg->max_room_members;
-    uint64_t list_bytes = listed * LISTED_NICK + EVENT_ENVELOPE;
+    uint64_t list_bytes = listed * per_member + EVENT_ENVELOPE;
     if (list_bytes > half / 2 && fit(cfg, &cfg->max_room_members, "max-room-members", list_max, err, why) < 0)
         return 2;
     if (list_bytes > half / 2)

@@ -57,8 +57,8 @@ test('the page signs in with a token from its fragment and reports refusals in w
     await page.goto(`http://127.0.0.1:${srv.port}/#${hash}`, { timeout: WAIT });
     return page;
   };
-  const refusal = (page, rx) => page.waitForFunction((src) => [...document.querySelectorAll('#messages .event.error')]
-    .some((e) => new RegExp(src).test(e.textContent)), rx.source, { timeout: WAIT });
+  const refusal = (page, rx, timeout = WAIT) => page.waitForFunction((src) => [...document.querySelectorAll('#messages .event.error')]
+    .some((e) => new RegExp(src).test(e.textContent)), rx.source, { timeout });
 
   // signed in from the fragment, into a private room
   const tok = token({ sub: 'user-42', name: 'ann', rooms: ['staff*'], exp: Math.floor(Date.now() / 1000) + 600 });
@@ -89,10 +89,11 @@ test('the page signs in with a token from its fragment and reports refusals in w
   await refusal(bad, /Sign-in needed \(401: bad token signature\)/);
 
   // expiry: close 4001, reported as such
-  const soon = token({ sub: 'user-7', name: 'bo', exp: Math.floor(Date.now() / 1000) + 2 });
+  // (8 s: time enough to connect on a loaded machine, where the page may take seconds to open)
+  const soon = token({ sub: 'user-7', name: 'bo', exp: Math.floor(Date.now() / 1000) + 8 });
   const bo = await open(`lobby&token=${soon}`);
   await bo.waitForSelector('#status[data-state="open"]', { timeout: WAIT });
-  await refusal(bo, /sign-in expired \(4001/);
+  await refusal(bo, /sign-in expired \(4001/, 2 * WAIT);
 
   assert.deepEqual(errors, []);
   assert.ok(!srv.log.includes(tok.split('.')[2]), 'the token is not in the server log');
