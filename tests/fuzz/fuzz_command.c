@@ -152,6 +152,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(cmd.kind == CMD_NICK && cmd.arg == rest && cmd.arg_len == rn);
         } else if (starts_word(line, size, "/who") && rn == 0) {   /* "/who" or "/who " */
             CHECK(cmd.kind == CMD_WHO && cmd.arg_len == 0);
+        } else if (starts_word(line, size, "/token") && rn > 0) {
+            CHECK(cmd.kind == CMD_TOKEN && cmd.arg == rest && cmd.arg_len == rn);
+        } else if (starts_word(line, size, "/kick") && rn > 0 && rest[0] != ' ') {
+            const char *gap = memchr(rest, ' ', rn);   /* the nick, then one space, then the reason */
+            size_t nn = gap ? (size_t)(gap - rest) : rn;
+            CHECK(cmd.kind == CMD_KICK && cmd.arg == rest && cmd.arg_len == nn);
+            CHECK(cmd.reason == (gap ? gap + 1 : rest + rn) && cmd.reason_len == (gap ? rn - nn - 1 : 0));
         } else {
             CHECK(cmd.kind == CMD_UNKNOWN && cmd.arg == line + 1 && cmd.arg_len == wend - 1);
         }
