@@ -20,7 +20,7 @@ import time
 import pytest
 
 from conftest import BINARY
-from test_chat import expect_event, expect_silence, run
+from test_chat import expect_event, expect_silence, recv_event, run
 
 websockets = pytest.importorskip("websockets")
 
@@ -531,3 +531,39 @@ def test_no_token_in_the_log(auth_server, tmp_path):
     for tok in (good, bad):
         for part in [tok] + tok.split("."):
             assert part not in log, "a token (or part of one) is in the log"
+
+
+# ---------------------------------------------------------------- cluster
+
+def test_signed_in_members_across_two_nodes(start_server, secret_file, redis_server):
+    """With --redis: tokens are checked on each node, a member's messages carry
+    its user id to the other node, and a guest's nick stays marked there."""
+    a, b = [start_server("--redis", redis_server.url(), "--node-id", "n%d" % i, "--auth-secret-file", secret_file,
+                         "--allow-anonymous") for i in range(2)]
+
+    async def welcome(srv, path, token=None):
+        ws = await connect(srv, path, token)      # in a cluster a joiner's own join may come before its welcome
+        while True:
+            ev = await recv_event(ws)
+            if ev["type"] == "welcome":
+                return ws, ev
+
+    async def go():
+        ann, _ = await welcome(a, "/ws/cl", hs256(claims("id-ann", name="ann")))
+        g, wg = await welcome(b, "/ws/cl?nick=ann")
+        assert wg["nick"] == "~ann" and sorted(wg["members"]) == ["ann", "~ann"], wg
+        ev = await recv_event(ann)
+        while ev["type"] == "join" and ev["nick"] == "ann":
+            ev = await recv_event(ann)
+        assert ev["type"] == "join" and ev["nick"] == "~ann", ev
+        await ann.send("hello across")
+        for ws in (ann, g):
+            ev = await recv_event(ws)
+            while ev["type"] == "join":          # joins may come in either order around a welcome
+                ev = await recv_event(ws)
+            assert ev["type"] == "message" and ev["user"] == "id-ann" and ev["text"] == "hello across", ev
+        assert raw_request(b, "/ws/cl", ["Authorization: Bearer " + hs256(claims(), secret=b"x")])[0] == 401
+        await g.close()
+        await expect_event(ann, "leave", nick="~ann")
+        await ann.close()
+    run(go())
