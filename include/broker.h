@@ -20,6 +20,11 @@ enum broker_kind {
     BROKER_BINARY,    /* a binary relay: payload bytes as sent */
 };
 
+/* How a publisher learns a MESSAGE's place: status 0 with its seq and the
+ * room's epoch, or 404 (a single node: the room is not kept here) or 503
+ * (the cluster could not take it), seq 0 and epoch NULL. */
+typedef void (*broker_numbered_fn)(void *arg, int status, uint64_t seq, const char *epoch);
+
 /* One publication. For a MESSAGE, data is the event's JSON up to (without)
  * its seq field and closing brace: the number is known only once the broker
  * has put it in the room's order. */
@@ -29,6 +34,13 @@ struct broker_pub {
     int history;            /* on delivery: a message from the room's history, to keep, not to send */
     const uint8_t *data;
     size_t len;
+    /* A MESSAGE whose publisher waits for its number: called exactly once
+     * for a publication the broker took, maybe before publish returns. A
+     * broker that numbers messages calls it when it has (from the loop); one
+     * that leaves the numbering to the hub passes it on with the delivery
+     * (seq 0) and the handler calls it. NULL: nobody waits. */
+    broker_numbered_fn numbered;
+    void *numbered_arg;
 };
 
 /* A change in a room's roster, published into the room's order. */
@@ -77,7 +89,8 @@ struct broker_handler {
 struct broker_ops {
     const char *name;
     /* Publishes p into room. Returns 0, or -1 when the broker cannot take it
-     * now (the cluster is unreachable or over its queue limit). */
+     * now (the cluster is unreachable or over its queue limit; p->numbered
+     * is then not called). */
     int (*publish)(void *impl, const char *room, const struct broker_pub *p);
     /* Publishes a roster change of a member of this node into room. A JOIN
      * or RENAME comes back with the nick the cluster gave (a RENAME maybe

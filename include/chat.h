@@ -64,6 +64,17 @@ size_t chat_disconnect_user(struct chat *chat, const char *user, const char *rea
  * no such member (on this node). */
 int chat_disconnect_nick(struct chat *chat, const char *room, const char *nick, const char *reason);
 
+/* Posts a message into room from the application (not a member): the same
+ * event as a member's, with nick, numbered and kept the same way, marked
+ * "api":true. done(arg, ...) is told its number once it has one (exactly
+ * once, maybe before this returns; 404 when a single node keeps no such
+ * room). Returns 0, or -1 when it could not be sent now (done not called). */
+int chat_post(struct chat *chat, const char *room, const char *nick, const char *text, size_t len,
+              broker_numbered_fn done, void *arg);
+
+/* The hub, for reading rooms, members and history; never to change them. */
+struct hub *chat_hub(const struct chat *chat);
+
 /* The endpoint to mount at /ws (it takes the room from the rest of the path). */
 const struct endpoint *chat_endpoint(const struct chat *chat);
 

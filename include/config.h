@@ -50,6 +50,11 @@ struct config {
     struct cidr stats_allow[CONFIG_LIST_MAX];
     size_t n_stats_allow;
     unsigned workers;             /* worker processes; 0 = auto until config_check */
+    char api_key_file[CONFIG_PATH_MAX];   /* the HTTP API's key; empty = no API */
+    struct cidr api_allow[CONFIG_LIST_MAX];
+    size_t n_api_allow;                   /* 0 = every address may call the API */
+    uint64_t max_api_body;                /* bytes of an API request body */
+    unsigned api_timeout;                 /* seconds a post waits for its number */
     int daemon;
     char pidfile[CONFIG_PATH_MAX];
     char log_file[CONFIG_PATH_MAX];   /* empty = stderr */

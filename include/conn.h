@@ -65,6 +65,7 @@ struct conn_limits {
     unsigned idle_timeout;       /* seconds, 0 = never */
     uint64_t max_message;        /* bytes of one WebSocket message (an endpoint may set less) */
     size_t max_head;             /* bytes of an HTTP request head */
+    size_t max_body;             /* bytes of the largest request body any endpoint takes (0 = none) */
     struct pmdz *deflate;        /* permessage-deflate offered to clients: the compression state all
                                     connections share (main owns it); NULL = off */
 };
@@ -99,12 +100,23 @@ struct endpoint_answer {
     const char *protocol;   /* an acceptance: the subprotocol selected (one the client offered); NULL = none */
 };
 
-/* What an application plugs into a WebSocket path (echo, chat rooms). */
+/* What an application plugs into a path: a WebSocket endpoint (echo, chat
+ * rooms), or an HTTP one (the API), which sets `request`. */
 struct endpoint {
     const char *name;
     void *ctx;             /* the application's state, passed to every callback */
     uint64_t max_text;     /* bytes of one text message; 0 = the session's max_message */
     uint64_t max_binary;   /* bytes of one binary message; 0 = the session's max_message */
+    /* HTTP: a request that is not an upgrade, at or below the mount point,
+     * any method. req->body is empty until the endpoint asks for the body
+     * (conn_http_read_body) and is called again with it. Answer with
+     * conn_http_*, now or, after conn_http_defer, later; an answer given
+     * with a body unread must close the connection. NULL for a WebSocket
+     * endpoint (such requests then fail the handshake check). */
+    void (*request)(void *ctx, struct conn *c, const struct http_request *req, struct http_slice subpath);
+    /* HTTP: a deferred response ran out of time: answer it now (if it is not
+     * answered, the connection is closed). May be NULL. */
+    void (*expired)(void *ctx, struct conn *c);
     /* Decides on an upgrade before the 101 goes out. subpath is the request
      * path below the route's mount point ("" or "/..."). Returns 0 to accept
      * (ans->protocol may name the subprotocol), or an HTTP status to refuse
@@ -122,7 +134,8 @@ struct endpoint {
     /* A whole text or binary message. data is only valid during the call. */
     void (*message)(void *ctx, struct conn *c, enum ws_opcode op, uint8_t *data, size_t len);
     /* The connection has left (for any reason), told at the safe point after
-     * it closed; nothing can be sent to it any more. */
+     * it closed; nothing can be sent to it any more. For HTTP: a connection
+     * whose response was deferred left before it was answered. */
     void (*close)(void *ctx, struct conn *c);
 };
 
@@ -202,6 +215,20 @@ int conn_http_head(struct conn *c, int status, const char *headers, size_t conte
 
 /* Queues a text/plain response whose body is `text` plus a newline. Returns 0 or -1 (as above). */
 int conn_http_text(struct conn *c, int status, const char *text, const char *headers, int keep_alive);
+
+/* The request being handled has a body of n bytes (Content-Length, at most
+ * the limits' max_body, else 413 and close): it is read without blocking,
+ * within the time left for the request head, and the request is handed to
+ * the request callback again with req->body set. */
+void conn_http_read_body(struct conn *c, size_t n);
+
+/* The request being handled by ep will be answered later, by ep calling
+ * conn_http_head or conn_http_text (any status but 101) on c, which also
+ * lets the connection go on with its next request. Until then data is
+ * conn_data(c), the next requests wait, and the connection ends only by
+ * telling ep: ep->expired when timeout_ms pass, ep->close (at the safe point)
+ * when the peer goes away or the server shuts down. */
+void conn_http_defer(struct conn *c, const struct endpoint *ep, void *data, unsigned timeout_ms);
 
 /* Queues len bytes of an open file after a head; takes ownership of fd.
  * Returns 0 or -1 (as above). */

@@ -6,6 +6,7 @@
 #define WSHUB_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define HTTP_MAX_HEADERS 64
 
@@ -33,6 +34,7 @@ struct http_request {
     int version_minor;         /* 0 or 1 for HTTP/1.0 and HTTP/1.1 */
     size_t nheaders;
     struct http_header headers[HTTP_MAX_HEADERS];
+    struct http_slice body;    /* the body, once the session layer has read it (the parser leaves it empty) */
     int status;                /* on HTTP_ERROR: 400, 431, 505, ... */
     const char *reason;        /* on HTTP_ERROR: one line saying what was wrong */
 };
@@ -71,6 +73,20 @@ long http_path_decode(struct http_slice path, char *out, size_t outsz);
  * into out (NUL-terminated). Returns the value's length, -1 if absent, or -2
  * if badly encoded or too long for out. */
 long http_query_get(struct http_slice query, const char *name, char *out, size_t outsz);
+
+/* Whether the client keeps the connection open after this request: HTTP/1.1
+ * unless "Connection: close", HTTP/1.0 only with "Connection: keep-alive". */
+int http_keep_alive(const struct http_request *req);
+
+/* The request's Content-Length in *n (0 when absent). Returns 0, or -1 when a
+ * value is not 1 to 18 digits or two Content-Length headers differ. */
+int http_content_length(const struct http_request *req, uint64_t *n);
+
+/* Checks how a request's body is framed: only Content-Length, up to max
+ * bytes, into *n (0 when there is none). Returns 0, or 400 (invalid
+ * Content-Length), 411 (Transfer-Encoding, chunked or other) or 413 (over
+ * max), with *reason. */
+int http_body_length(const struct http_request *req, uint64_t max, uint64_t *n, const char **reason);
 
 /* The standard reason phrase for a status code ("Not Found"), or "Unknown". */
 const char *http_status_text(int status);

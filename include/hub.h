@@ -190,6 +190,9 @@ void hub_room_set_seq(struct hub_room *room, uint64_t seq);
 int hub_room_ready(const struct hub_room *room);
 void hub_room_set_ready(struct hub_room *room, int ready);
 
+/* Calls fn for every room kept, in no particular order; fn must not change the hub. */
+void hub_each_room(const struct hub *h, void (*fn)(void *ctx, const struct hub_room *room), void *ctx);
+
 /* Number of rooms currently kept. */
 size_t hub_room_total(const struct hub *h);
 

@@ -1,8 +1,9 @@
 /* broker_memory: the single-node broker, and the broker_* calls every broker
- * shares. A publication is handed straight back to the handler, unnumbered,
- * so the hub's own sequence and history serve; the order is the order of
- * publish calls; a roster change comes straight back as it was asked; a
- * room is ready as soon as it is opened. Holds nothing else
+ * shares. A publication is handed straight back to the handler, unnumbered
+ * (with its numbered callback, for the handler to call once the hub has
+ * numbered it), so the hub's own sequence and history serve; the order is
+ * the order of publish calls; a roster change comes straight back as it was
+ * asked; a room is ready as soon as it is opened. Holds nothing else
  * and never allocates per publication. */
 #include "broker.h"
 

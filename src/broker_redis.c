@@ -61,6 +61,13 @@ struct rroom {
     size_t nheld;
 };
 
+/* A publication whose publisher waits for its number (see broker_pub). */
+struct numbering {
+    struct redis_broker *rb;
+    broker_numbered_fn numbered;
+    void *arg;
+};
+
 struct redis_broker {
     struct broker_redis_config cfg;
     char prefix[128];
@@ -74,6 +81,7 @@ struct redis_broker {
     char epoch_base[9];          /* random per process: epochs this node creates are unique */
     uint32_t epochs_made;
     int was_down;                /* logged as lost, not yet found again */
+    struct numbering plain;      /* the reply context of publications nobody waits on */
     uint64_t pubs_out, pubs_in, gaps, unrepairable, overload, resyncs, refused, expired, timed_out;
 };
 
@@ -489,14 +497,26 @@ static void on_message(struct redis_link *l, const struct redis_link_message *m,
 
 /* ---- broker_ops ---- */
 
+/* The publish script's reply {seq, epoch}: tells a waiting publisher. */
 static void on_published(struct redis_link *l, struct redisReply *rep, void *privdata)
 {
     (void)l;
-    struct redis_broker *rb = privdata;
+    struct numbering *w = privdata;
+    struct redis_broker *rb = w->rb;
     if (rep && rep->type == REDIS_REPLY_ERROR)
         log_msg(LOG_WARN, "redis publish failed error=\"%.*s\"", (int)rep->len, rep->str);
     else if (!rep)
         rb->refused++;
+    if (w->numbered) {
+        int ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+                 rep->element[0]->type == REDIS_REPLY_INTEGER && rep->element[1]->type == REDIS_REPLY_STRING;
+        if (ok)
+            w->numbered(w->arg, 0, (uint64_t)rep->element[0]->integer, rep->element[1]->str);
+        else
+            w->numbered(w->arg, 503, 0, NULL);
+    }
+    if (w != &rb->plain)
+        free(w);
 }
 
 static int redis_publish(void *impl, const char *room, const struct broker_pub *p)
@@ -511,7 +531,13 @@ static int redis_publish(void *impl, const char *room, const struct broker_pub *
     new_epoch(rb, epoch);
     const char *argv[] = {kseq, kepoch, kstream, ch, kind, (const char *)p->data, maxlen, ttl, epoch};
     size_t lens[] = {n1, n2, n3, n4, 1, p->len, strlen(maxlen), strlen(ttl), strlen(epoch)};
-    if (!n1 || !n2 || !n3 || !n4 || redis_link_evalsha(rb->cmd, &rb->publish, on_published, rb, 3, 9, argv, lens) < 0) {
+    struct numbering *w = &rb->plain;
+    if (p->numbered && (w = malloc(sizeof(*w))))
+        *w = (struct numbering){rb, p->numbered, p->numbered_arg};
+    if (!w || !n1 || !n2 || !n3 || !n4 ||
+        redis_link_evalsha(rb->cmd, &rb->publish, on_published, w, 3, 9, argv, lens) < 0) {
+        if (w != &rb->plain)
+            free(w);
         rb->refused++;
         return -1;
     }
@@ -768,6 +794,7 @@ int broker_redis_init(struct broker *b, const struct broker_handler *h, const st
     snprintf(rb->node_id, sizeof(rb->node_id), "%s", cfg->node_id);
     snprintf(rb->epoch_base, sizeof(rb->epoch_base), "%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3]);
     rb->h = *h;
+    rb->plain.rb = rb;
     redis_script_init(&rb->publish, BROKER_REDIS_PUBLISH_LUA);
     redis_script_init(&rb->sync, BROKER_REDIS_SYNC_LUA);
     redis_script_init(&rb->presence, BROKER_REDIS_PRESENCE_LUA);

@@ -4,7 +4,8 @@
  * top of that file. Never edited without the C side that reads replies. */
 #include "broker_redis_lua.h"
 
-/* Numbers a message, keeps it, publishes it; creates the epoch when missing. */
+/* Numbers a message, keeps it, publishes it; creates the epoch when missing.
+ * Returns {seq, epoch}: a publisher may wait for its number. */
 const char BROKER_REDIS_PUBLISH_LUA[] =
     "local epoch = redis.call('GET', KEYS[2])\n"
     "if not epoch then\n"
@@ -26,7 +27,7 @@ const char BROKER_REDIS_PUBLISH_LUA[] =
     "  redis.call('EXPIRE', KEYS[3], ttl)\n"
     "end\n"
     "redis.call('PUBLISH', ARGV[1], ARGV[2] .. seq .. ':' .. epoch .. ':' .. ARGV[3])\n"
-    "return seq\n";
+    "return {seq, epoch}\n";
 
 /* One roster change of a member of node ARGV[3], atomically: a join takes
  * the wanted nick, or a free one with the wanted nick's next suffix (as the

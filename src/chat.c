@@ -179,16 +179,20 @@ static void put_bytes(struct chat *chat, const void *p, size_t n)
     chat->json_failed |= buf_append(&chat->json, p, n) < 0;
 }
 
-/* Starts an event in the scratch buffer: {"type":T,"room":R */
-static void event_begin(struct chat *chat, const char *type, const struct hub_room *room)
+/* Starts an event for room `name` in the scratch buffer: {"type":T,"room":R */
+static void event_begin_named(struct chat *chat, const char *type, const char *name)
 {
     chat->json.len = 0;
     chat->json_failed = 0;
     put_raw(chat, "{\"type\":\"");
     put_raw(chat, type);
     put_raw(chat, "\",\"room\":");
-    const char *name = hub_room_name(room);
     put_string(chat, name, strlen(name));
+}
+
+static void event_begin(struct chat *chat, const char *type, const struct hub_room *room)
+{
+    event_begin_named(chat, type, hub_room_name(room));
 }
 
 static void field_string(struct chat *chat, const char *key, const char *s, size_t n)
@@ -996,14 +1000,23 @@ static int flood_check(struct chat *chat, struct chat_client *cl, int allowed, u
     return 0;
 }
 
+/* Starts a message event: type, room, nick, the user of cl (NULL: from the
+ * API), text, ts. */
+static void message_begin(struct chat *chat, const char *room, const char *nick, const struct chat_client *cl,
+                          const char *text, size_t len)
+{
+    event_begin_named(chat, "message", room);
+    field_string(chat, "nick", nick, strlen(nick));
+    if (cl)
+        field_user(chat, cl);
+    field_string(chat, "text", text, len);
+    field_u64(chat, "ts", epoch_ms());
+}
+
 static void say(struct chat *chat, struct chat_client *cl, const char *text, size_t len, int action)
 {
     struct hub_room *room = cl->member.room;
-    event_begin(chat, "message", room);
-    field_string(chat, "nick", cl->member.nick, strlen(cl->member.nick));
-    field_user(chat, cl);
-    field_string(chat, "text", text, len);
-    field_u64(chat, "ts", epoch_ms());
+    message_begin(chat, hub_room_name(room), cl->member.nick, cl, text, len);
     if (action)
         put_raw(chat, ",\"action\":true");
     if (message_publish(chat, room) < 0 && !chat->json_failed)
@@ -1211,8 +1224,11 @@ static void chat_deliver(void *ctx, const char *name, const struct broker_pub *p
 {
     struct chat *chat = ctx;
     struct hub_room *room = hub_find(chat->hub, name);
-    if (!room)
+    if (!room) {
+        if (p->numbered)
+            p->numbered(p->numbered_arg, 404, 0, NULL);
         return;   /* no member here, and no history kept for it here */
+    }
     struct sbuf *f;
     size_t off = 0;
     uint64_t seq = 0;
@@ -1224,6 +1240,8 @@ static void chat_deliver(void *ctx, const char *name, const struct broker_pub *p
     } else {
         f = ws_frame_new(p->kind == BROKER_BINARY ? WS_OP_BINARY : WS_OP_TEXT, p->data, p->len);
     }
+    if (p->numbered)   /* the hub numbered it: tell whoever waits */
+        p->numbered(p->numbered_arg, f ? 0 : 503, f ? seq : 0, f ? hub_room_epoch(room) : NULL);
     if (!f) {
         event_failed(chat);
         return;
@@ -1344,4 +1362,23 @@ int chat_disconnect_nick(struct chat *chat, const char *room, const char *nick, 
 const struct endpoint *chat_endpoint(const struct chat *chat)
 {
     return &chat->ep;
+}
+
+int chat_post(struct chat *chat, const char *room, const char *nick, const char *text, size_t len,
+              broker_numbered_fn done, void *arg)
+{
+    message_begin(chat, room, nick, NULL, text, len);
+    put_raw(chat, ",\"api\":true");
+    if (chat->json_failed) {
+        event_failed(chat);
+        return -1;
+    }
+    struct broker_pub p = {.kind = BROKER_MESSAGE, .data = chat->json.data, .len = chat->json.len,
+                           .numbered = done, .numbered_arg = arg};
+    return broker_publish(&chat->broker, room, &p);
+}
+
+struct hub *chat_hub(const struct chat *chat)
+{
+    return chat->hub;
 }

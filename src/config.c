@@ -110,6 +110,13 @@ static const struct option_def options[] = {
      "with auth: clients without a token join as guests (not into --private-room rooms)", 0, 0},
     {"private-room", K_ROOMS, FIELD(private_room), "PATTERN",
      "repeatable: with --allow-anonymous, rooms (NAME or PREFIX*) that guests may not enter", 0, 0},
+    {"api-key-file", K_STRING, FIELD(api_key_file), "FILE",
+     "turn on the HTTP API under /api/, for callers with the key in FILE (one trailing newline ignored)", 0, 0},
+    {"api-allow", K_CIDRS, FIELD(api_allow), "CIDR", "repeatable: only these addresses may call the API", 0, 0},
+    {"max-api-body", K_BYTES, FIELD(max_api_body), "BYTES", "largest API request body; bigger gets 413", 2,
+     16ull << 20},
+    {"api-timeout", K_SECONDS, FIELD(api_timeout), "S",
+     "seconds an API post waits for its number (the cluster's) before 504", 0, 0},
     {"daemon", K_FLAG, FIELD(daemon), "", "detach from the terminal and run in the background", 0, 0},
     {"pidfile", K_STRING, FIELD(pidfile), "FILE", "write the pid here; refuse to start if it names a live process",
      0, 0},
@@ -148,6 +155,8 @@ void config_defaults(struct config *cfg)
     cfg->history_bytes = 256u << 10;
     cfg->history_total_bytes = 256u << 20;
     cfg->max_resume = cfg->history;
+    cfg->max_api_body = 64u << 10;
+    cfg->api_timeout = 10;
     strcpy(cfg->redis_prefix, "wshub");
     cfg->node_timeout = 15;
     cfg->auth_leeway = 30;
@@ -188,6 +197,17 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
         return -1;
     *out = v * mult;
     return 0;
+}
+
+/* The list a CIDR option fills, and its count. */
+static struct cidr *cidr_list(struct config *cfg, const struct option_def *o, size_t **n)
+{
+    if (o->offset == offsetof(struct config, api_allow)) {
+        *n = &cfg->n_api_allow;
+        return cfg->api_allow;
+    }
+    *n = &cfg->n_stats_allow;
+    return cfg->stats_allow;
 }
 
 /* Stores value into the option's field; on a bad value prints why to err,
@@ -249,18 +269,21 @@ static int set_option(struct config *cfg, const struct option_def *o, const char
         }
         strcpy(cfg->allow_origin[cfg->n_allow_origin++], value);
         return 0;
-    case K_CIDRS:
-        if (cfg->n_stats_allow == CONFIG_LIST_MAX) {
+    case K_CIDRS: {
+        size_t *n;
+        struct cidr *list = cidr_list(cfg, o, &n);
+        if (*n == CONFIG_LIST_MAX) {
             fprintf(err, "wshub: %s--%s: at most %d ranges\n", where, o->name, CONFIG_LIST_MAX);
             return -1;
         }
-        if (cidr_parse(value, &cfg->stats_allow[cfg->n_stats_allow]) == 0) {
-            cfg->n_stats_allow++;
+        if (cidr_parse(value, &list[*n]) == 0) {
+            (*n)++;
             return 0;
         }
         fprintf(err, "wshub: %s--%s '%s' must be an address or ADDR/BITS (BITS up to 32 for IPv4, 128 for IPv6)\n",
                 where, o->name, value);
         return -1;
+    }
     case K_ROOMS: {
         size_t n = strlen(value), stem = n && value[n - 1] == '*' ? n - 1 : n;
         if (cfg->n_private_room == CONFIG_LIST_MAX) {
@@ -317,12 +340,15 @@ static int is_list(const struct option_def *o)
 /* Empties a list option, so a first command-line value replaces the file's. */
 static void clear_list(struct config *cfg, const struct option_def *o)
 {
-    if (o->kind == K_ORIGINS)
+    size_t *n;
+    if (o->kind == K_ORIGINS) {
         cfg->n_allow_origin = 0;
-    else if (o->kind == K_CIDRS)
-        cfg->n_stats_allow = 0;
-    else if (o->kind == K_ROOMS)
+    } else if (o->kind == K_CIDRS) {
+        cidr_list(cfg, o, &n);
+        *n = 0;
+    } else if (o->kind == K_ROOMS) {
         cfg->n_private_room = 0;
+    }
 }
 
 static char *trim(char *s)
@@ -408,7 +434,12 @@ static void print_default(FILE *out, const struct config *d, const struct option
         break;
     }
     case K_ORIGINS: fprintf(out, "any"); break;
-    case K_CIDRS: fprintf(out, "127.0.0.0/8 and ::1"); break;
+    case K_CIDRS: {
+        size_t *n;
+        cidr_list((struct config *)d, o, &n);
+        fprintf(out, "%s", *n ? "127.0.0.0/8 and ::1" : "any");
+        break;
+    }
     case K_ROOMS: fprintf(out, "none"); break;
     case K_FLAG: fprintf(out, "off"); break;
     case K_WORKERS: fprintf(out, "%u", *(const unsigned *)field); break;
@@ -577,6 +608,17 @@ int config_check(struct config *cfg, FILE *err)
     if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
         fprintf(err, "wshub: --%s needs --%s: TLS takes a certificate and its key\n",
                 cfg->tls_cert[0] ? "tls-cert" : "tls-key", cfg->tls_cert[0] ? "tls-key" : "tls-cert");
+        return 2;
+    }
+    const char *api_only = config_given(cfg, "api-allow") ? "api-allow"
+                           : config_given(cfg, "max-api-body") ? "max-api-body"
+                           : config_given(cfg, "api-timeout")  ? "api-timeout" : NULL;
+    if (!cfg->api_key_file[0] && api_only) {
+        fprintf(err, "wshub: --%s needs --api-key-file: the HTTP API is off without a key\n", api_only);
+        return 2;
+    }
+    if (cfg->api_timeout == 0) {
+        fprintf(err, "wshub: --api-timeout must be at least 1 second\n");
         return 2;
     }
     if (!cfg->tls_cert[0] && config_given(cfg, "tls-min")) {

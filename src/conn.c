@@ -158,7 +158,10 @@ void conn_close_why(struct conn *c, uint16_t code, const char *reason, enum conn
         conn_ws_send_close(c, code, reason, why);
     } else if (c->state == CONN_HTTP) {
         c->why = (uint8_t)why;
-        conn_finish(c);
+        if (conn_http_waiting(c))
+            conn_abort(c);   /* its endpoint is told, at the safe point */
+        else
+            conn_finish(c);
     }
 }
 
@@ -205,7 +208,7 @@ void conn_shutdown(struct conn *c)
         conn_ws_send_close(c, WS_CLOSE_GOING_AWAY, "server shutting down", CONN_CLOSE_SHUTDOWN);
     } else if (c->state == CONN_HTTP) {
         c->why = CONN_CLOSE_SHUTDOWN;
-        if (output_done(c) && c->in.len == 0)
+        if ((output_done(c) && c->in.len == 0) || conn_http_waiting(c))
             conn_abort(c);
         else
             conn_finish(c);
@@ -310,7 +313,7 @@ static void on_readable(struct conn *c, uint32_t events)
         return;
     }
     size_t prefix = c->in.len;
-    if (prefix > env->limits->max_head) {   /* cannot happen while reading is allowed */
+    if (prefix > env->limits->max_head + env->limits->max_body) {   /* cannot happen while reading is allowed */
         conn_abort(c);
         return;
     }
@@ -335,8 +338,8 @@ static void on_readable(struct conn *c, uint32_t events)
         c->flags |= CF_PEER_EOF;
         if (c->state == CONN_WS)
             c->why = CONN_CLOSE_ERROR;   /* gone without a close frame */
-        if (c->state == CONN_WS || output_done(c)) {
-            conn_abort(c);
+        if (c->state == CONN_WS || output_done(c) || conn_http_waiting(c)) {
+            conn_abort(c);   /* a deferred response has nobody left to read it */
             return;
         }
         c->flags |= CF_FINISH;
@@ -500,6 +503,10 @@ static void on_timer(struct loop *l, struct loop_timer *t)
     struct conn *c = container_of(t, struct conn, timer);
     if (c->state == CONN_WS) {
         conn_ws_keepalive(c);
+        return;
+    }
+    if (conn_http_waiting(c)) {
+        conn_http_expire(c);
         return;
     }
     if (!outq_empty(&c->out) && outq_sent(&c->out) != c->timer_mark) {

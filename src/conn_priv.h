@@ -26,7 +26,8 @@ enum {
     CF_PEER_EOF = 1u << 3,    /* conn.c: the peer shut down its side */
     CF_HEAD_ONLY = 1u << 4,   /* conn_http.c: answering a HEAD request */
     CF_PEER_CLOSED = 1u << 5, /* conn_ws.c: the peer's close frame arrived */
-    CF_EP_OPEN = 1u << 6,     /* conn_ws.c: ep->open ran and ep->close has not */
+    CF_EP_OPEN = 1u << 6,     /* conn_ws.c: ep->open ran and ep->close has not; conn_http.c: in the
+                                 HTTP state, a response deferred to ep (ep->close is owed until it comes) */
     CF_WAS_WS = 1u << 7,      /* conn_ws.c: upgraded, counted as a WebSocket */
 };
 
@@ -44,7 +45,8 @@ struct conn {
     void *ep_data;              /* the endpoint's per-connection state */
     uint32_t last_rx_ms;        /* WebSocket: when the peer last sent anything (loop ms, mod 2^32) */
     uint32_t last_ping_ms;      /* WebSocket: when we last pinged (loop ms, mod 2^32) */
-    uint32_t http_scanned;      /* conn_http.c: how far the head was searched */
+    uint32_t http_scanned;      /* conn_http.c: how far the head was searched; with CONN_HTTP_BODY set,
+                                   the bytes of the head and body the request awaits */
     uint32_t timer_mark;        /* outq_sent when the timer was armed */
     uint32_t work;              /* units of work done on this wake-up's input */
     uint8_t flags;
@@ -53,6 +55,9 @@ struct conn {
     uint8_t deflate_bits;       /* conn_ws.c: permessage-deflate negotiated, compressing with this
                                    zlib window (9..15); 0 = not negotiated */
 };
+
+/* conn_http.c: http_scanned holds a request's head and body length, not a search position. */
+#define CONN_HTTP_BODY 0x80000000u
 
 /* Work units one connection's input may use per wake-up (a message costs 1
  * plus its fan-out) before the rest waits for the next turn. */
@@ -67,6 +72,10 @@ struct conn_stats *conn_stats(struct conn *c);
 
 /* conn_http.c: parses requests from data; returns the bytes consumed. */
 size_t conn_http_input(struct conn *c, uint8_t *data, size_t len);
+/* conn_http.c: an HTTP connection whose response is deferred (see conn_http_defer). */
+int conn_http_waiting(const struct conn *c);
+/* conn_http.c: the deferred response's time is up: its endpoint answers, or the connection ends. */
+void conn_http_expire(struct conn *c);
 /* conn_ws.c: parses frames from data; returns the bytes consumed. */
 size_t conn_ws_input(struct conn *c, uint8_t *data, size_t len);
 /* conn_ws.c: the connection's own I/O path is done for now: a WebSocket

@@ -98,7 +98,7 @@ void conn_detach_endpoint(struct conn *c)
 
 void conn_ws_settle(struct conn *c)
 {
-    if (c->state != CONN_WS)
+    if (c->state != CONN_WS && c->state != CONN_HTTP)   /* HTTP: a deferred response is still owed */
         conn_detach_endpoint(c);
 }
 

@@ -319,6 +319,60 @@ long http_query_get(struct http_slice query, const char *name, char *out, size_t
     return -1;
 }
 
+int http_keep_alive(const struct http_request *req)
+{
+    int close = 0, keep = 0;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (!http_slice_ieq(req->headers[i].name, "Connection"))
+            continue;
+        close |= http_list_has_token(req->headers[i].value, "close");
+        keep |= http_list_has_token(req->headers[i].value, "keep-alive");
+    }
+    return req->version_minor >= 1 ? !close : keep && !close;
+}
+
+int http_content_length(const struct http_request *req, uint64_t *n)
+{
+    int seen = 0;
+    *n = 0;
+    for (size_t i = 0; i < req->nheaders; i++) {
+        if (!http_slice_ieq(req->headers[i].name, "Content-Length"))
+            continue;
+        struct http_slice v = req->headers[i].value;
+        uint64_t value = 0;
+        if (v.n == 0 || v.n > 18)
+            return -1;
+        for (size_t k = 0; k < v.n; k++) {
+            if (v.p[k] < '0' || v.p[k] > '9')
+                return -1;
+            value = value * 10 + (uint64_t)(v.p[k] - '0');
+        }
+        if (seen && value != *n)
+            return -1;
+        seen = 1;
+        *n = value;
+    }
+    return 0;
+}
+
+int http_body_length(const struct http_request *req, uint64_t max, uint64_t *n, const char **reason)
+{
+    *n = 0;
+    if (http_header_get(req, "Transfer-Encoding")) {
+        *reason = "send the body with Content-Length: Transfer-Encoding (chunked) is not accepted";
+        return 411;
+    }
+    if (http_content_length(req, n) < 0) {
+        *reason = "invalid Content-Length";
+        return 400;
+    }
+    if (*n > max) {
+        *reason = "request body too large";
+        return 413;
+    }
+    return 0;
+}
+
 const char *http_status_text(int status)
 {
     switch (status) {
@@ -327,17 +381,22 @@ const char *http_status_text(int status)
     case 301: return "Moved Permanently";
     case 304: return "Not Modified";
     case 400: return "Bad Request";
+    case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 411: return "Length Required";
     case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
     case 426: return "Upgrade Required";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
     case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
     case 505: return "HTTP Version Not Supported";
     default: return "Unknown";
     }

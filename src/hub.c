@@ -500,3 +500,10 @@ void hub_room_set_ready(struct hub_room *room, int ready)
 {
     room->ready = ready ? 1 : 0;
 }
+
+void hub_each_room(const struct hub *h, void (*fn)(void *ctx, const struct hub_room *room), void *ctx)
+{
+    for (size_t b = 0; b < h->nbuckets; b++)
+        for (const struct hub_room *r = h->buckets[b]; r; r = r->hash_next)
+            fn(ctx, r);
+}

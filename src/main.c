@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "api.h"
 #include "auth.h"
 #include "broker_redis.h"
 #include "chat.h"
@@ -54,6 +55,7 @@ struct figures {
     uint64_t started_ms;
     struct server *srv;
     struct chat *chat;
+    struct api *api;                  /* NULL without --api-key-file */
     struct pmdz *deflate;
     const struct worker_role *role;   /* NULL when alone */
     struct loop_timer heartbeat;      /* a worker publishes its figures and health */
@@ -66,6 +68,8 @@ static void write_figures(void *ctx, struct metrics *m)
                   (loop_now(f->loop) - f->started_ms) / 1000);
     server_metrics(f->srv, m);
     chat_metrics(f->chat, m);
+    if (f->api)
+        api_metrics(f->api, m);
     if (f->deflate)
         pmdz_metrics(f->deflate, m);
 }
@@ -252,7 +256,19 @@ struct setup {
     struct redis_url redis_url;
     char node_id[256];
     struct auth *auth;          /* connection tokens (read once, shared by workers); NULL = off */
+    char api_key[API_KEY_MAX + 1];   /* the HTTP API's key (read once); empty = no API */
 };
+
+/* Reads --api-key-file into key. Returns 0, or -1 after printing why (exit 2). */
+static int api_key_option(const struct config *cfg, char *key, size_t size)
+{
+    char err[256];
+    if (redis_password_file_read(cfg->api_key_file, key, size, err, sizeof(err)) < 0) {
+        fprintf(stderr, "wshub: --api-key-file: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
 
 /* Loads the token key the options name. NULL after printing why (exit 2). */
 static struct auth *auth_from_config(const struct config *cfg)
@@ -312,7 +328,8 @@ static int serve(const struct setup *st, struct tls_ctx *tls, const struct worke
         .transport = tls ? &tls_transport : NULL,
         .limits = {.handshake_timeout = cfg->handshake_timeout, .close_timeout = cfg->close_timeout,
                    .ping_interval = cfg->ping_interval, .idle_timeout = cfg->idle_timeout,
-                   .max_message = cfg->max_message, .max_head = MAX_REQUEST_HEAD},
+                   .max_message = cfg->max_message, .max_head = MAX_REQUEST_HEAD,
+                   .max_body = st->api_key[0] ? cfg->max_api_body : 0},
     };
     struct pmdz *deflate = cfg->deflate ? pmdz_new(cfg->deflate_min_size) : NULL;
     server_cfg.limits.deflate = deflate;
@@ -334,21 +351,29 @@ static int serve(const struct setup *st, struct tls_ctx *tls, const struct worke
     struct chat *chat = !loop ? NULL
                         : cfg->redis[0] ? chat_new(&chat_cfg, redis_broker, &redis_cfg)
                                         : chat_new(&chat_cfg, memory_broker, NULL);
-    struct router *router = chat ? router_new(&router_cfg) : NULL;
+    struct api_config api_cfg = {.key = st->api_key, .key_len = strlen(st->api_key), .allow = cfg->api_allow,
+                                 .n_allow = cfg->n_api_allow, .max_body = cfg->max_api_body, .max_text = cfg->max_line,
+                                 .wait_ms = cfg->api_timeout * 1000u};
+    struct api *api = chat && api_cfg.key_len ? api_new(&api_cfg, chat) : NULL;
+    struct router *router = chat && (api || !api_cfg.key_len) ? router_new(&router_cfg) : NULL;
     struct server *srv = router ? server_new(loop, &server_cfg, router_handle, router) : NULL;
     if (!srv) {
         fprintf(stderr, "wshub: cannot start (see the log)\n");
         router_free(router);
         chat_free(chat);
+        api_free(api);
         loop_free(loop);
         tls_ctx_free(tls);
         pmdz_free(deflate);
         return 1;
     }
     struct figures figures = {.loop = loop, .started_ms = role ? role->started_ms : loop_now(loop), .srv = srv,
-                              .chat = chat, .deflate = deflate, .role = role, .heartbeat = {.cb = on_heartbeat}};
+                              .chat = chat, .api = api, .deflate = deflate, .role = role,
+                              .heartbeat = {.cb = on_heartbeat}};
     router_mount(router, "/echo", 0, &echo_endpoint);
     router_mount(router, "/ws", 1, chat_endpoint(chat));
+    if (api)
+        router_mount(router, "/api", 1, api_endpoint(api));
     router_set_stats(router, role ? write_all_figures : write_figures, &figures);
     if (role)
         router_set_health(router, all_healthy, &figures);
@@ -392,6 +417,7 @@ static int serve(const struct setup *st, struct tls_ctx *tls, const struct worke
     server_free(srv);
     router_free(router);
     chat_free(chat);
+    api_free(api);
     loop_free(loop);
     tls_ctx_free(tls);
     pmdz_free(deflate);
@@ -463,6 +489,8 @@ int main(int argc, char **argv)
     if (config_check(cfg, stderr) != 0)
         return 2;
     if (cfg->redis[0] && redis_options(cfg, &st.redis_url) < 0)
+        return 2;
+    if (cfg->api_key_file[0] && api_key_option(cfg, st.api_key, sizeof(st.api_key)) < 0)
         return 2;
     find_static_dir(cfg);
     struct stat sb;

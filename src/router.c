@@ -1,7 +1,8 @@
 /* router: the route table and the answer to one HTTP request: common checks
- * (method, Host, body), then upgrade (RFC 6455 section 4.2.2), a built-in
- * endpoint, or a static file. Queues its answer through conn; never touches
- * a socket itself. */
+ * (method, Host, body), then upgrade (RFC 6455 section 4.2.2), an HTTP
+ * endpoint (which takes any method and may have a body read), a built-in
+ * endpoint, or a static file. Queues its answer through conn; never
+ * touches a socket itself. */
 #include "router.h"
 
 #include <errno.h>
@@ -95,43 +96,23 @@ static const struct route *find_route(const struct router *r, struct http_slice 
     return NULL;
 }
 
-static int wants_keep_alive(const struct http_request *req)
-{
-    int close = 0, keep = 0;
-    for (size_t i = 0; i < req->nheaders; i++) {
-        if (!http_slice_ieq(req->headers[i].name, "Connection"))
-            continue;
-        close |= http_list_has_token(req->headers[i].value, "close");
-        keep |= http_list_has_token(req->headers[i].value, "keep-alive");
-    }
-    return req->version_minor >= 1 ? !close : keep && !close;
-}
-
-/* Refuses requests with a body: wshub takes none, and a body left unread
- * would be parsed as the next request. Returns 0 when there is no body. */
+/* Refuses requests with a body: wshub takes none outside HTTP endpoints, and
+ * a body left unread would be parsed as the next request. Returns 0 when
+ * there is no body. */
 static int refuse_body(struct conn *c, const struct http_request *req)
 {
+    uint64_t n;
     if (http_header_get(req, "Transfer-Encoding")) {
         conn_http_text(c, 501, "request bodies (Transfer-Encoding) are not supported", NULL, 0);
         return -1;
     }
-    for (size_t i = 0; i < req->nheaders; i++) {
-        if (!http_slice_ieq(req->headers[i].name, "Content-Length"))
-            continue;
-        struct http_slice v = req->headers[i].value;
-        size_t digits = 0, zeros = 0;
-        for (size_t k = 0; k < v.n; k++) {
-            digits += v.p[k] >= '0' && v.p[k] <= '9';
-            zeros += v.p[k] == '0';
-        }
-        if (v.n == 0 || digits < v.n || v.n > 18) {
-            conn_http_text(c, 400, "invalid Content-Length", NULL, 0);
-            return -1;
-        }
-        if (zeros < v.n) {
-            conn_http_text(c, 413, "request bodies are not accepted", NULL, 0);
-            return -1;
-        }
+    if (http_content_length(req, &n) < 0) {
+        conn_http_text(c, 400, "invalid Content-Length", NULL, 0);
+        return -1;
+    }
+    if (n) {
+        conn_http_text(c, 413, "request bodies are not accepted", NULL, 0);
+        return -1;
     }
     return 0;
 }
@@ -175,7 +156,7 @@ static void check(struct conn *c, const struct http_request *req, const struct r
     char headers[512];
     snprintf(headers, sizeof(headers), "Cache-Control: no-store\r\n%s", status && ans.headers ? ans.headers : "");
     conn_http_text(c, status ? status : 200, status ? (ans.reason ? ans.reason : "refused") : "ok", headers,
-                   wants_keep_alive(req));
+                   http_keep_alive(req));
 }
 
 static void serve_file(struct router *r, struct conn *c, const struct http_request *req, int keep_alive)
@@ -267,19 +248,21 @@ void router_handle(void *router, struct conn *c, const struct http_request *req)
     int head = http_slice_eq(req->method, "HEAD");
     int get = http_slice_eq(req->method, "GET");
     struct http_slice rest;
-    const struct route *rt;
-    if (!get && !head) {
-        conn_http_text(c, 405, "only GET and HEAD are allowed", "Allow: GET, HEAD\r\n", 0);
-    } else if (req->version_minor >= 1 && http_header_count(req, "Host") != 1) {
+    const struct route *rt = find_route(r, req->path, &rest);
+    if (req->version_minor >= 1 && http_header_count(req, "Host") != 1) {
         conn_http_text(c, 400, "an HTTP/1.1 request needs exactly one Host header", NULL, 0);
+    } else if (rt && rt->ep->request && !handshake_is_upgrade(req)) {
+        rt->ep->request(rt->ep->ctx, c, req, rest);   /* its method, body and answer are its own */
+    } else if (!get && !head) {
+        conn_http_text(c, 405, "only GET and HEAD are allowed", "Allow: GET, HEAD\r\n", 0);
     } else if (refuse_body(c, req) == 0) {
-        if ((rt = find_route(r, req->path, &rest)) && !handshake_is_upgrade(req) && rt->ep->check)
+        if (rt && !rt->ep->request && !handshake_is_upgrade(req) && rt->ep->check)
             check(c, req, rt, rest);
-        else if (rt)
+        else if (rt && !rt->ep->request)
             upgrade(r, c, req, rt, rest);
         else if (handshake_is_upgrade(req))
             conn_http_text(c, 404, "no WebSocket endpoint at this path", NULL, 0);
-        else if (!serve_builtin(r, c, req, wants_keep_alive(req)))
-            serve_file(r, c, req, wants_keep_alive(req));
+        else if (!serve_builtin(r, c, req, http_keep_alive(req)))
+            serve_file(r, c, req, http_keep_alive(req));
     }
 }

@@ -268,7 +268,7 @@ struct server *server_new(struct loop *loop, const struct server_config *cfg, se
                           void *ctx)
 {
     struct server *srv = calloc(1, sizeof(*srv));
-    size_t rx_size = cfg->limits.max_head + SERVER_RX_SIZE;
+    size_t rx_size = cfg->limits.max_head + cfg->limits.max_body + SERVER_RX_SIZE;
     uint8_t *rx = srv ? malloc(rx_size) : NULL;
     if (!rx) {
         free(srv);

@@ -10,7 +10,7 @@
 FUZZ_SECONDS ?= 60
 FUZZ_TIMEOUT ?= 10
 FUZZ_DIR     := build/fuzz
-FUZZ_NAMES   := fuzz_http fuzz_ws fuzz_close fuzz_command fuzz_json fuzz_jwt fuzz_pmd fuzz_pmdz
+FUZZ_NAMES   := fuzz_http fuzz_ws fuzz_close fuzz_command fuzz_json fuzz_jwt fuzz_pmd fuzz_pmdz fuzz_api
 FUZZ_BINS    := $(FUZZ_NAMES:%=$(FUZZ_DIR)/%)
 FUZZ_CC      := clang
 FUZZ_CFLAGS  := -std=gnu11 -O1 -g -D_GNU_SOURCE -Iinclude -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
@@ -31,6 +31,8 @@ FUZZ_LIBS_fuzz_jwt      = $(shell pkg-config --cflags --libs libcrypto jansson)
 FUZZ_SRCS_fuzz_pmd     := src/pmd.c src/http.c
 FUZZ_SRCS_fuzz_pmdz    := src/pmdz.c src/ws.c src/buf.c src/utf8.c src/metrics.c
 FUZZ_LIBS_fuzz_pmdz     = $(shell pkg-config --cflags --libs zlib)
+FUZZ_SRCS_fuzz_api     := src/api_body.c src/command.c src/utf8.c
+FUZZ_LIBS_fuzz_api      = $(shell pkg-config --cflags --libs jansson)
 
 .PHONY: fuzz fuzz-regress fuzz-build fuzz-deps
 fuzz-deps: $(FUZZ_DIR)/.deps
@@ -48,6 +50,7 @@ $(FUZZ_DIR)/fuzz_json: $(FUZZ_SRCS_fuzz_json)
 $(FUZZ_DIR)/fuzz_jwt: $(FUZZ_SRCS_fuzz_jwt)
 $(FUZZ_DIR)/fuzz_pmd: $(FUZZ_SRCS_fuzz_pmd)
 $(FUZZ_DIR)/fuzz_pmdz: $(FUZZ_SRCS_fuzz_pmdz)
+$(FUZZ_DIR)/fuzz_api: $(FUZZ_SRCS_fuzz_api)
 $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_ref.h $(wildcard include/*.h) | $(FUZZ_DIR)/.deps
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_EXTRA_CFLAGS) $< $(FUZZ_SRCS_fuzz_$*) $(FUZZ_LIBS_fuzz_$*) -o $@

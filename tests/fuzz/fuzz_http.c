@@ -17,7 +17,10 @@
  *  - http_query_get agrees with a reference and never writes past outsz;
  *  - http_list_has_token agrees with a reference;
  *  - handshake_check's 101 implies GET, HTTP/1.1, one valid key and a
- *    28-character base64 accept value.
+ *    28-character base64 accept value;
+ *  - http_body_length: 0 only without Transfer-Encoding and with a length
+ *    within the maximum that every Content-Length header states, digit for
+ *    digit; otherwise 400, 411 or 413 with a reason.
  * Deterministic; no state survives a run. */
 #include <sanitizer/asan_interface.h>
 #include <stddef.h>
@@ -396,6 +399,27 @@ static void check_success(const char *buf, size_t len, long r, const struct http
     check_query_get(req->query.p, req->query.n, "nick", 256);   /* chat.c's NICK_QUERY_MAX */
     check_query_get(req->query.p, req->query.n, "room", 65);
     check_query_get(req->query.p, req->query.n, "nick", small);
+
+    /* the body's framing */
+    uint64_t blen;
+    const char *why = NULL;
+    int framing = http_body_length(req, 65536, &blen, &why);
+    if (framing == 0) {
+        CHECK(!http_header_get(req, "Transfer-Encoding") && blen <= 65536);
+        for (size_t i = 0; i < req->nheaders; i++) {
+            if (!http_slice_ieq(req->headers[i].name, "Content-Length"))
+                continue;
+            uint64_t v = 0;
+            for (size_t k = 0; k < req->headers[i].value.n; k++) {
+                CHECK(req->headers[i].value.p[k] >= '0' && req->headers[i].value.p[k] <= '9');
+                v = v * 10 + (uint64_t)(req->headers[i].value.p[k] - '0');
+            }
+            CHECK(v == blen);
+        }
+    } else {
+        CHECK((framing == 400 || framing == 411 || framing == 413) && why && why[0]);
+    }
+    (void)http_keep_alive(req);
 
     /* the handshake check on this request */
     struct handshake_result hs;

@@ -448,6 +448,60 @@ END_TEST
 
 /* ---- helpers ---- */
 
+/* The body's framing: Content-Length only, equal when repeated, within max. */
+static int framing_of(const char *headers, uint64_t max, uint64_t *n)
+{
+    char in[512];
+    struct parsed p;
+    const char *why = NULL;
+    snprintf(in, sizeof in, "POST /api/x HTTP/1.1\r\nHost: a\r\n%s\r\n", headers);
+    parse_whole(&p, in, strlen(in), MAX_HEAD);
+    ck_assert_int_gt(p.ret, 0);
+    ck_assert_ptr_null(p.req.body.p);
+    int st = http_body_length(&p.req, max, n, &why);
+    ck_assert(st == 0 || (why && why[0]));
+    parsed_free(&p);
+    return st;
+}
+
+START_TEST(test_body_length)
+{
+    uint64_t n = 99;
+    ck_assert_int_eq(framing_of("", 100, &n), 0);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(framing_of("Content-Length: 100\r\n", 100, &n), 0);
+    ck_assert_uint_eq(n, 100);
+    ck_assert_int_eq(framing_of("content-length: 7\r\nContent-Length: 7\r\n", 100, &n), 0);
+    ck_assert_uint_eq(n, 7);
+    ck_assert_int_eq(framing_of("Content-Length: 101\r\n", 100, &n), 413);
+    ck_assert_int_eq(framing_of("Content-Length: 7\r\nContent-Length: 8\r\n", 100, &n), 400);
+    ck_assert_int_eq(framing_of("Content-Length: -1\r\n", 100, &n), 400);
+    ck_assert_int_eq(framing_of("Content-Length: 1,1\r\n", 100, &n), 400);
+    ck_assert_int_eq(framing_of("Content-Length: 1234567890123456789\r\n", 100, &n), 400);
+    ck_assert_int_eq(framing_of("Transfer-Encoding: chunked\r\n", 100, &n), 411);
+    ck_assert_int_eq(framing_of("Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", 100, &n), 411);
+}
+END_TEST
+
+START_TEST(test_keep_alive)
+{
+    static const struct { const char *in; int keep; } cases[] = {
+        {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 1},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", 0},
+        {"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, Close\r\n\r\n", 0},
+        {"GET / HTTP/1.0\r\n\r\n", 0},
+        {"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct parsed p;
+        parse_whole(&p, cases[i].in, strlen(cases[i].in), MAX_HEAD);
+        ck_assert_int_gt(p.ret, 0);
+        ck_assert_int_eq(http_keep_alive(&p.req), cases[i].keep);
+        parsed_free(&p);
+    }
+}
+END_TEST
+
 START_TEST(test_header_get_count)
 {
     static const char in[] = "GET / HTTP/1.1\r\nHost: a\r\nX-Dup: one\r\nx-dup: two\r\nX-DUP: three\r\n\r\n";
@@ -720,6 +774,8 @@ static Suite *http_suite(void)
     suite_add_tcase(s, errs);
 
     tcase_add_test(help, test_header_get_count);
+    tcase_add_test(help, test_body_length);
+    tcase_add_test(help, test_keep_alive);
     tcase_add_test(help, test_list_has_token);
     tcase_add_test(help, test_slice_ieq);
     tcase_add_test(help, test_path_decode_ok);
