@@ -207,6 +207,7 @@ static int admitted(struct api *a, struct conn *c, const struct http_request *re
     uint32_t now = (uint32_t)conn_now_ms(c);
     struct auth_entry *e = auth_find(a, key, 0, now);
     if (e && !ratelimit_bucket_take(&e->bucket, &a->auth_rule, 1, now)) {
+        e->last_ms = now;   /* still failing: kept ahead of quieter addresses */
         a->throttled++;
         send_error(a, c, 429, "throttled", "too many wrong API keys from this address: wait and retry",
                    "Retry-After: 1\r\n", keep_alive);

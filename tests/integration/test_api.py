@@ -530,6 +530,19 @@ def test_cluster_post_on_one_node_reaches_another(start_server, redis_server, ke
         st, _, r = call(a, "POST", "/api/rooms/c/messages", body={"text": "from A", "nick": "bot"})
         assert st == 200 and r["seq"] == 2 and r["epoch"] == welcome["epoch"], r
         await expect_event(ws, "message", text="from A", seq=2, api=True, nick="bot")
+        # two posts and a read pipelined on one connection: each waits for the one before
+        s = a.connect()
+        s.sendall(b"".join(post_head("/api/rooms/c/messages", len(b)) + b for b in (b'{"text":"p1"}', b'{"text":"p2"}'))
+                  + ("GET /api/rooms HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n" % KEY).encode())
+        got = b""
+        deadline = time.monotonic() + T
+        while got.count(b"HTTP/1.1 200") < 3 and time.monotonic() < deadline:
+            got += s.recv(65536)
+        s.close()
+        bodies = [part.split(b"\n")[0] for part in got.split(b"\r\n\r\n")[1:]]
+        assert [json.loads(x).get("seq") for x in bodies] == [3, 4, None], got
+        await expect_event(ws, "message", text="p1", seq=3)
+        await expect_event(ws, "message", text="p2", seq=4)
         await close_all(ws)
     run(go())
 

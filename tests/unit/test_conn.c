@@ -5,8 +5,9 @@
  * each wait as the server does. Covers HTTP responses, the upgrade, messages
  * in and out, the closing handshake from either side, the re-entrancy rule
  * (the endpoint hears of a close only at the safe point, once), a slow
- * consumer cut, an abort while output is queued, and the per-wake-up work
- * budget that slices one sender's input. */
+ * consumer cut, an abort while output is queued, the per-wake-up work
+ * budget that slices one sender's input, request bodies read in pieces, and
+ * deferred answers (given late, expired, or owed to a peer that left). */
 #include <check.h>
 #include <errno.h>
 #include <poll.h>
@@ -42,6 +43,10 @@ static struct {
     uint32_t msg_tags[MAX_MSGS];
     size_t charge;               /* units charged per message */
     int echo;
+    int bodies;                  /* the request handler reads bodies and echoes them */
+    int defer;                   /* the request handler defers its answer (ms to wait) */
+    int expired, answer_on_expiry;
+    char body[256];
     struct loop_timer stop_timer;
 } H;
 
@@ -81,11 +86,44 @@ static const struct endpoint test_ep = {
     .name = "test", .open = ep_open, .message = ep_message, .close = ep_close,
 };
 
+static void ep_expired(void *ctx, struct conn *c)
+{
+    (void)ctx;
+    H.expired++;
+    if (H.answer_on_expiry)
+        conn_http_text(c, 504, "too late", NULL, 1);
+}
+
+static const struct endpoint http_ep = {.name = "http", .expired = ep_expired, .close = ep_close};
+
+/* Asks for the body when the request has one it has not read yet; returns 1
+ * when the request is whole (and keeps its body in H.body). */
+static int whole_request(struct conn *c, const struct http_request *req)
+{
+    const struct http_slice *cl = http_header_get(req, "Content-Length");
+    size_t n = cl ? (size_t)strtoul(cl->p, NULL, 10) : 0;
+    if (n && !req->body.p) {
+        conn_http_read_body(c, n);
+        return 0;
+    }
+    ck_assert_uint_eq(req->body.n, n);
+    ck_assert_uint_lt(n, sizeof(H.body));
+    memcpy(H.body, req->body.p ? req->body.p : "", n);
+    H.body[n] = '\0';
+    return 1;
+}
+
 static void on_request(void *ctx, struct conn *c, const struct http_request *req)
 {
     (void)ctx;
     H.requests++;
-    if (H.upgrade)
+    if (H.bodies && !whole_request(c, req))
+        return;
+    if (H.defer)
+        conn_http_defer(c, &http_ep, NULL, (unsigned)H.defer);
+    else if (H.bodies)
+        conn_http_text(c, 200, H.body, NULL, 1);
+    else if (H.upgrade)
         conn_upgrade(c, &test_ep, req, (struct http_slice){"", 0}, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
     else
         conn_http_text(c, 200, "hello", NULL, 1);
@@ -154,7 +192,7 @@ static void setup(void)
     H.loop = loop_new();
     ck_assert_ptr_nonnull(H.loop);
     H.lim = (struct conn_limits){.handshake_timeout = 1, .close_timeout = 2, .max_message = 1 << 20,
-                                 .max_head = 8192};
+                                 .max_head = 8192, .max_body = 200};
     H.tp = (struct transport){.ops = &transport_tcp_ops};
     H.env = (struct conn_env){.loop = H.loop, .rx = H.rx, .rx_size = RX_SIZE, .limits = &H.lim,
                               .stats = &H.stats, .transport = &H.tp, .date = &H.date,
@@ -424,6 +462,94 @@ START_TEST(test_work_budget_slices_input_in_order)
 }
 END_TEST
 
+START_TEST(test_body_read_in_pieces_then_pipelined)
+{
+    static const char req[] = "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world"
+                              "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc";
+    uint8_t buf[1024];
+    H.bodies = 1;
+    for (size_t i = 0; i < 60; i += 6) {   /* the first head and body, six bytes at a time */
+        peer_send(req + i, 6);
+        run_for(2);
+    }
+    ck_assert_int_eq(H.requests, 2);   /* the head, then the head with its body */
+    ck_assert_str_eq(H.body, "hello world");
+    peer_send(req + 60, sizeof(req) - 1 - 60);
+    size_t n = peer_read(buf, sizeof(buf) - 1, 50);
+    buf[n] = '\0';
+    ck_assert_ptr_nonnull(strstr((char *)buf, "hello world\n"));
+    ck_assert_ptr_nonnull(strstr((char *)buf, "\r\n\r\nabc\n"));
+    ck_assert_int_eq(H.requests, 4);
+}
+END_TEST
+
+START_TEST(test_body_over_limit_refused)
+{
+    static const char req[] = "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 201\r\n\r\n";
+    uint8_t buf[512];
+    H.bodies = 1;
+    peer_send(req, sizeof(req) - 1);
+    size_t n = peer_read(buf, sizeof(buf), 50);
+    ck_assert_uint_gt(n, 12);
+    ck_assert_mem_eq(buf, "HTTP/1.1 413", 12);
+}
+END_TEST
+
+static const char GET[] = "GET /d HTTP/1.1\r\nHost: x\r\n\r\n";
+
+START_TEST(test_deferred_answer_then_next_request)
+{
+    uint8_t buf[1024];
+    H.defer = 5000;
+    peer_send(GET, sizeof(GET) - 1);
+    peer_send(GET, sizeof(GET) - 1);   /* pipelined: waits for the first answer */
+    ck_assert_uint_eq(peer_read(buf, sizeof(buf), 30), 0);
+    ck_assert_int_eq(H.requests, 1);
+    H.defer = 0;
+    conn_http_text(H.c, 200, "late", NULL, 1);
+    size_t n = peer_read(buf, sizeof(buf) - 1, 50);
+    buf[n] = '\0';
+    ck_assert_ptr_nonnull(strstr((char *)buf, "late\n"));
+    ck_assert_ptr_nonnull(strstr((char *)buf, "hello\n"));
+    ck_assert_int_eq(H.requests, 2);
+    ck_assert_int_eq(H.ep_closed, 0);
+}
+END_TEST
+
+START_TEST(test_deferred_peer_gone_tells_endpoint_once)
+{
+    uint8_t buf[64];
+    H.defer = 5000;
+    peer_send(GET, sizeof(GET) - 1);
+    run_for(10);
+    ck_assert_int_eq(H.ep_closed, 0);
+    shutdown(H.peer, SHUT_WR);
+    peer_read(buf, sizeof(buf), 30);
+    ck_assert_int_eq(H.ep_closed, 1);
+    ck_assert_int_eq(H.dead, 1);
+}
+END_TEST
+
+START_TEST(test_deferred_expiry)
+{
+    uint8_t buf[512];
+    H.defer = 30;
+    H.answer_on_expiry = 1;
+    peer_send(GET, sizeof(GET) - 1);
+    size_t n = peer_read(buf, sizeof(buf), 100);
+    ck_assert_int_eq(H.expired, 1);
+    ck_assert_uint_gt(n, 12);
+    ck_assert_mem_eq(buf, "HTTP/1.1 504", 12);
+    ck_assert_int_eq(H.dead, 0);
+    H.answer_on_expiry = 0;   /* unanswered: the connection ends, its endpoint told */
+    peer_send(GET, sizeof(GET) - 1);
+    peer_read(buf, sizeof(buf), 100);
+    ck_assert_int_eq(H.expired, 2);
+    ck_assert_int_eq(H.dead, 1);
+    ck_assert_int_eq(H.ep_closed, 1);
+}
+END_TEST
+
 START_TEST(test_handshake_timeout_closes_http)
 {
     peer_send("GET", 3);   /* a request head that never ends */
@@ -451,6 +577,11 @@ static Suite *suite(void)
     tcase_add_test(tc, test_abort_while_output_queued);
     tcase_add_test(tc, test_work_budget_slices_input_in_order);
     tcase_add_test(tc, test_handshake_timeout_closes_http);
+    tcase_add_test(tc, test_body_read_in_pieces_then_pipelined);
+    tcase_add_test(tc, test_body_over_limit_refused);
+    tcase_add_test(tc, test_deferred_answer_then_next_request);
+    tcase_add_test(tc, test_deferred_peer_gone_tells_endpoint_once);
+    tcase_add_test(tc, test_deferred_expiry);
     suite_add_tcase(s, tc);
     return s;
 }
