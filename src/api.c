@@ -344,7 +344,7 @@ static void list_rooms(struct api *a, struct conn *c, const struct http_request 
 
 static void show_room(struct api *a, struct conn *c, const struct hub_room *room, int keep)
 {
-    size_t count = hub_room_count(room), shown = count < MEMBERS_MAX ? count : MEMBERS_MAX;
+    size_t count = hub_room_count(room), listed = 0;
     out_begin(a);
     out_raw(a, "{\"room\":");
     out_cstring(a, hub_room_name(room));
@@ -352,10 +352,12 @@ static void show_room(struct api *a, struct conn *c, const struct hub_room *room
     out_u64(a, count);
     out_seq_epoch(a, room);
     out_raw(a, ",\"members\":[");
-    for (size_t i = 0; i < shown; i++) {
+    for (size_t i = 0; i < hub_room_entries(room) && listed < MEMBERS_MAX; i++) {
         const struct hub_member *m = hub_room_member(room, i);
+        if (m->pending)
+            continue;   /* not in the room's order yet */
         const char *user = chat_member_user(m);
-        out_raw(a, i ? ",{\"nick\":" : "{\"nick\":");
+        out_raw(a, listed++ ? ",{\"nick\":" : "{\"nick\":");
         out_cstring(a, m->nick);
         out_raw(a, ",\"user\":");
         if (user)
@@ -364,7 +366,7 @@ static void show_room(struct api *a, struct conn *c, const struct hub_room *room
             out_raw(a, "null");
         out_raw(a, "}");
     }
-    out_raw(a, shown < count ? "],\"truncated\":true}" : "]}");
+    out_raw(a, listed < count ? "],\"truncated\":true}" : "]}");
     send_json(a, c, 200, NULL, keep);
 }
 

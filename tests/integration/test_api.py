@@ -478,10 +478,10 @@ def test_disconnect_by_user_and_user_ids(start_server, key_file, tmp_path):
         a1 = await signed_in("r1", "u-1", "ann")
         a2 = await signed_in("r2", "u-1", "ann")
         b = await signed_in("r1", "u-2", "bea")
-        g, _ = await join(srv, "r1", "guest")
+        g, welcome = await join(srv, "r1", None)
         st, _, r = call(srv, "GET", "/api/rooms/r1")
         assert st == 200 and sorted((m["nick"], m["user"]) for m in r["members"]) == \
-            [("ann", "u-1"), ("bea", "u-2"), ("guest", None)], r
+            sorted([("ann", "u-1"), ("bea", "u-2"), (welcome["nick"], None)]), r
         st, _, r = call(srv, "POST", "/api/disconnect", body={"user": "u-1", "reason": "banned"})
         assert st == 200 and r == {"closed": 2}, r
         for ws in (a1, a2):
@@ -523,8 +523,10 @@ def test_cluster_post_on_one_node_reaches_another(start_server, redis_server, ke
     answer comes once the broker has the seq) and reaches the members on B."""
     a, b = cluster(start_server, redis_server, key_file, 2)
 
+    from test_cluster import welcome_of
+
     async def go():
-        ws, welcome = await join(b, "c", "bob")
+        ws, welcome = await welcome_of(b, "c", "bob")
         await ws.send("first")
         await expect_event(ws, "message", text="first", seq=1)
         st, _, r = call(a, "POST", "/api/rooms/c/messages", body={"text": "from A", "nick": "bot"})
@@ -543,7 +545,16 @@ def test_cluster_post_on_one_node_reaches_another(start_server, redis_server, ke
         assert [json.loads(x).get("seq") for x in bodies] == [3, 4, None], got
         await expect_event(ws, "message", text="p1", seq=3)
         await expect_event(ws, "message", text="p2", seq=4)
-        await close_all(ws)
+        # once A follows the room (a member there), its member list is the cluster's
+        wa, _ = await welcome_of(a, "c", "ann")
+        deadline = time.monotonic() + T
+        while True:
+            st, _, r = call(a, "GET", "/api/rooms/c")
+            if st == 200 and r["count"] == 2 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        assert sorted(m["nick"] for m in r["members"]) == ["ann", "bob"] and r["seq"] == 4, r
+        await close_all(ws, wa)
     run(go())
 
 
