@@ -166,6 +166,16 @@ def test_api_allow(api_server):
     assert call(srv, "GET", "/api/rooms")[0] == 200
 
 
+def test_api_options_in_config_file(start_server, key_file, tmp_path):
+    conf = tmp_path / "wshub.conf"
+    conf.write_text("api-key-file = %s\napi-allow = 10.0.0.0/8\nmax-api-body = 1k\n" % key_file)
+    srv = start_server("--config", str(conf))
+    expect_error(call(srv, "GET", "/api/rooms"), 403, "forbidden")
+    srv = start_server("--config", str(conf), "--api-allow", "127.0.0.1")
+    assert call(srv, "GET", "/api/rooms")[0] == 200
+    assert call(srv, "POST", "/api/disconnect", body={"user": "u" * 1100})[0] == 413
+
+
 def test_api_allow_ipv6(start_server, key_file):
     try:
         socket.socket(socket.AF_INET6).bind(("::1", 0))
