@@ -23,6 +23,7 @@ struct config {
     char tls_cert[CONFIG_PATH_MAX];   /* PEM certificate chain; empty = plain TCP */
     char tls_key[CONFIG_PATH_MAX];    /* PEM private key */
     char tls_min[4];                  /* "1.2" or "1.3" */
+    int no_ktls;                      /* never use kernel TLS */
     unsigned handshake_timeout;   /* seconds */
     unsigned close_timeout;       /* seconds to wait for the peer's close */
     unsigned ping_interval;       /* seconds, 0 = no pings */

@@ -12,9 +12,10 @@
 struct tls_ctx;
 
 /* Loads cert (PEM: the certificate, then its chain) and key (PEM) and sets up
- * TLS 1.2 and 1.3 from min_version ("1.2" or "1.3"). NULL on failure, with
+ * TLS 1.2 and 1.3 from min_version ("1.2" or "1.3"), with kernel TLS for
+ * sending where the kernel offers it unless ktls is 0. NULL on failure, with
  * which file and OpenSSL's reason in err. */
-struct tls_ctx *tls_ctx_new(const char *cert, const char *key, const char *min_version, char *err,
+struct tls_ctx *tls_ctx_new(const char *cert, const char *key, const char *min_version, int ktls, char *err,
                             size_t errlen);
 
 /* Loads the same files again for connections accepted from now on (open ones

@@ -36,6 +36,8 @@ static const struct option_def options[] = {
      "PEM certificate chain: the port speaks TLS (https, wss); reloaded on SIGHUP; needs --tls-key", 0, 0},
     {"tls-key", K_STRING, FIELD(tls_key), "FILE", "PEM private key of --tls-cert; reloaded on SIGHUP", 0, 0},
     {"tls-min", K_TLSVER, FIELD(tls_min), "VERSION", "lowest TLS version accepted: 1.2 or 1.3", 0, 0},
+    {"no-ktls", K_FLAG, FIELD(no_ktls), "",
+     "never hand TLS records to the kernel (kernel TLS is used for sending where the kernel offers it)", 0, 0},
     {"handshake-timeout", K_SECONDS, FIELD(handshake_timeout), "S",
      "seconds for an HTTP request or handshake to arrive; 0 = no limit", 0, 0},
     {"close-timeout", K_SECONDS, FIELD(close_timeout), "S",
@@ -627,6 +629,10 @@ int config_check(struct config *cfg, FILE *err)
     }
     if (check_auth(cfg, err) < 0)
         return 2;
+    if (!cfg->tls_cert[0] && cfg->no_ktls) {
+        fprintf(err, "wshub: --no-ktls needs --tls-cert and --tls-key\n");
+        return 2;
+    }
     uint64_t half = cfg->max_backlog / 2;
     char why[256];
     /* One relay of the largest message must fit twice in a member's backlog,

@@ -290,7 +290,7 @@ static struct auth *auth_from_config(const struct config *cfg)
 static struct tls_ctx *make_tls(const struct config *cfg)
 {
     char err[1024];
-    struct tls_ctx *tls = tls_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_min, err, sizeof(err));
+    struct tls_ctx *tls = tls_ctx_new(cfg->tls_cert, cfg->tls_key, cfg->tls_min, !cfg->no_ktls, err, sizeof(err));
     if (!tls) {
         fprintf(stderr, "wshub: %s\n", err);
         log_msg(LOG_ERROR, "tls setup failed error=\"%s\"", err);

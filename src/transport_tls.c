@@ -38,6 +38,7 @@ struct tls_ctx {
     SSL_CTX *ssl;                 /* for new connections; a reload replaces it */
     char *cert, *key;
     int min_version;
+    int ktls;                     /* kernel TLS allowed (--no-ktls not given) */
     uint8_t scratch[TLS_RECORD];  /* small writes gathered into one record, and file reads */
 };
 
@@ -104,7 +105,10 @@ static SSL_CTX *make_ctx(const struct tls_ctx *t, char *err, size_t errlen)
     }
     SSL_CTX_set_min_proto_version(c, t->min_version);
     SSL_CTX_set_security_level(c, 2);
-    SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_ENABLE_KTLS);
+    /* Kernel TLS: OpenSSL hands the keys to the kernel after the handshake
+     * where it takes them (the tls module; TCP_ULP), else stays in user space. */
+    SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF |
+                               (t->ktls ? SSL_OP_ENABLE_KTLS : 0));
     /* Release the 16+ KiB record buffers of idle connections; a write may
      * stop inside a record and be finished from a copy (see held). */
     SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
@@ -126,7 +130,7 @@ static SSL_CTX *make_ctx(const struct tls_ctx *t, char *err, size_t errlen)
     return NULL;
 }
 
-struct tls_ctx *tls_ctx_new(const char *cert, const char *key, const char *min_version, char *err,
+struct tls_ctx *tls_ctx_new(const char *cert, const char *key, const char *min_version, int ktls, char *err,
                             size_t errlen)
 {
     int min = strcmp(min_version, "1.3") == 0 ? TLS1_3_VERSION : strcmp(min_version, "1.2") == 0 ? TLS1_2_VERSION : 0;
@@ -141,6 +145,7 @@ struct tls_ctx *tls_ctx_new(const char *cert, const char *key, const char *min_v
         return NULL;
     }
     t->min_version = min;
+    t->ktls = ktls;
     if (!(t->ssl = make_ctx(t, err, errlen))) {
         tls_ctx_free(t);
         return NULL;
@@ -169,7 +174,8 @@ void tls_ctx_describe(const struct tls_ctx *t, char *out, size_t len)
         if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1)
             strftime(expires, sizeof(expires), "%Y-%m-%dT%H:%M:%SZ", &tm);
     }
-    snprintf(out, len, "cert=%s subject=\"%s\" expires=%s", t->cert, subject, expires);
+    snprintf(out, len, "cert=%s subject=\"%s\" expires=%s ktls=%s", t->cert, subject, expires,
+             t->ktls ? "where-offered" : "off");
 }
 
 void tls_ctx_free(struct tls_ctx *t)

@@ -9,7 +9,8 @@ built-ins and keep-alive, wss echo and chat, TLS 1.2 and 1.3 and
 --tls-min 1.3, ALPN, session resumption, SIGHUP certificate reload (and a
 broken file kept out), plain HTTP on the TLS port, a stalled handshake, a
 client that stops reading (writes that stop inside a record), refusal at
---max-conns, graceful shutdown, and idle memory per wss connection.
+--max-conns, graceful shutdown, idle memory per wss connection, and kernel
+TLS where the kernel offers it (off with --no-ktls).
 The RFC 6455 suite over wss is test_conformance_wss.py."""
 import asyncio
 import http.client
@@ -111,6 +112,7 @@ def run_cli(*args, timeout=10):
     (["--tls-cert", "C"], "--tls-cert needs --tls-key"),
     (["--tls-key", "K"], "--tls-key needs --tls-cert"),
     (["--tls-min", "1.3"], "--tls-min needs --tls-cert and --tls-key"),
+    (["--no-ktls"], "--no-ktls needs --tls-cert and --tls-key"),
     (["--tls-cert", "C", "--tls-key", "K", "--tls-min", "1.1"], "--tls-min '1.1' must be 1.2 or 1.3"),
 ])
 def test_option_refusals(pki, args, why):
@@ -207,6 +209,52 @@ def test_wss_echo_python_websockets(tls_server):
         assert ws.close_code == 1000
 
     run(go())
+
+
+def kernel_tls_available():
+    """Whether this kernel takes TLS keys: the "tls" upper-layer protocol on a
+    connected TCP socket (TCP_ULP, 31), as OpenSSL will try it."""
+    with socket.socket() as lst:
+        lst.bind(("127.0.0.1", 0))
+        lst.listen(1)
+        with socket.create_connection(lst.getsockname()) as c:
+            peer, _ = lst.accept()
+            peer.close()
+            try:
+                c.setsockopt(socket.IPPROTO_TCP, 31, b"tls")
+                return True
+            except OSError:
+                return False
+
+
+@pytest.mark.parametrize("ktls", ["default", "--no-ktls"])
+def test_kernel_tls_where_offered_and_off_when_told(tls_server, tmp_path, ktls):
+    """Static files (sendfile, or reads and SSL_write) and wss over TLS, with
+    kernel TLS where this kernel offers it and never with --no-ktls: the
+    handshake log says which path each connection took."""
+    www = tmp_path / "www"
+    www.mkdir()
+    big = os.urandom(2 * 1024 * 1024 + 777)
+    (www / "big.bin").write_bytes(big)
+    srv = tls_server("--log-level", "debug", *([ktls] if ktls != "default" else []), static_dir=str(www))
+    r, body = https_get(srv, "/big.bin")
+    assert r.status == 200 and body == big
+
+    async def go():
+        async with websockets.connect(srv.url("/echo"), ssl=srv.client_tls, max_size=None) as ws:
+            data = os.urandom(300000)
+            await ws.send(data)
+            assert await asyncio.wait_for(ws.recv(), T) == data
+
+    run(go())
+    assert wait_log(srv, "ktls_send="), srv.log()
+    log = srv.log()
+    if ktls == "--no-ktls":
+        assert "ktls=off" in log and "ktls_send=1" not in log, log
+    elif kernel_tls_available():
+        assert "ktls=where-offered" in log and "ktls_send=0" not in log, log
+    else:   # the fallback: OpenSSL asked, the kernel declined, user space it is
+        assert "ktls=where-offered" in log and "ktls_send=1" not in log, log
 
 
 def node_ws():

@@ -114,7 +114,7 @@ static size_t client_read(uint8_t *out, size_t cap)
 static void setup(void)
 {
     char err[512];
-    ctx = tls_ctx_new(cert, key, "1.2", err, sizeof(err));
+    ctx = tls_ctx_new(cert, key, "1.2", 1, err, sizeof(err));
     ck_assert_msg(ctx != NULL, "%s", err);
 }
 
@@ -303,7 +303,7 @@ END_TEST
 START_TEST(test_new_refuses_bad_min_version)
 {
     char err[128];
-    ck_assert_ptr_null(tls_ctx_new(cert, key, "1.1", err, sizeof(err)));
+    ck_assert_ptr_null(tls_ctx_new(cert, key, "1.1", 1, err, sizeof(err)));
     ck_assert_msg(strstr(err, "1.2 or 1.3") != NULL, "%s", err);
 }
 END_TEST
