@@ -588,7 +588,7 @@ static int check_auth(const struct config *cfg, FILE *err)
     static const char *const needs_key[] = {"allow-anonymous", "private-room", "auth-issuer", "auth-audience",
                                             "auth-leeway"};
     for (size_t i = 0; i < sizeof(needs_key) / sizeof(needs_key[0]); i++) {
-        if (config_given(cfg, needs_key[i])) {
+        if (config_given(cfg, needs_key[i]) && (i > 0 || cfg->allow_anonymous)) {   /* "allow-anonymous = false" is fine */
             fprintf(err, "wshub: --%s needs --auth-secret-file or --auth-public-key: without a key there are "
                          "no tokens to check\n", needs_key[i]);
             return -1;

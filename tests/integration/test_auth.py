@@ -183,6 +183,10 @@ def test_option_cross_checks_and_bad_keys(tmp_path, secret_file):
         assert r.returncode == 2, (args, r.returncode, r.stderr)
         for w in words:
             assert w in r.stderr, (args, w, r.stderr)
+    conf = tmp_path / "off.conf"
+    conf.write_text("allow-anonymous = false\n")
+    r = wshub("--config", str(conf), "--idle-timeout", "5", "--ping-interval", "10")   # a later cross-check
+    assert r.returncode == 2 and "--idle-timeout" in r.stderr and "anonymous" not in r.stderr, r.stderr
     r = wshub("--help")
     for opt in ("--auth-secret-file", "--auth-public-key", "--auth-issuer", "--auth-audience", "--auth-leeway",
                 "--allow-anonymous", "--private-room"):
