@@ -89,18 +89,22 @@ int hub_join(struct hub *h, struct hub_member *m, const char *name, const char *
 void hub_leave(struct hub *h, struct hub_member *m);
 
 /* Removes the local member m as hub_leave does, but keeps an entry the hub
- * owns under its nick in the roster (unless m was pending), until
- * hub_roster_remove: a leave counts when the room's order says so. */
-void hub_leave_keep(struct hub *h, struct hub_member *m);
+ * owns under its nick (and user, or NULL) in the roster (unless m was
+ * pending), until hub_roster_remove: a leave counts when the room's order
+ * says so. */
+void hub_leave_keep(struct hub *h, struct hub_member *m, const char *user);
 
 /* Marks m pending (joined here, not yet in the room's order: not counted,
  * not listed by callers, sent nothing) or not. */
 void hub_set_pending(struct hub_member *m, int pending);
 
-/* Adds an entry the hub owns, called nick, to room's roster (a member on
- * another node). Duplicates of a local member's nick are allowed for a
+/* Adds an entry the hub owns, called nick, of user (NULL: a guest), to
+ * room's roster (a member on another node). Duplicates of a local member's nick are allowed for a
  * moment (a cluster's order settles them). Returns 0, or -1 if out of memory. */
-int hub_roster_add(struct hub *h, struct hub_room *room, const char *nick);
+int hub_roster_add(struct hub *h, struct hub_room *room, const char *nick, const char *user);
+
+/* The user id of an entry the hub owns (NULL for a guest, or for a member with a sink: its owner knows). */
+const char *hub_roster_user(const struct hub_member *m);
 
 /* Removes or renames the entry the hub owns called nick (old). Returns 0, or -1 when none. */
 int hub_roster_remove(struct hub *h, struct hub_room *room, const char *nick);

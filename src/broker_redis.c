@@ -1,13 +1,14 @@
 /* broker_redis: rooms in the cluster's order through Redis. Keys of room R
  * (prefix P): P:{R}:seq (the last message number), P:{R}:epoch (changes when
  * the numbering starts again), P:{R}:stream (messages, entry id SEQ-0),
- * P:{R}:members (the roster: nick -> NODE US ID US NICK-ON-ITS-NODE, US being
- * byte 31), P:{R}:sfx (nick suffix counters), P:{R}:pseq (numbers roster
+ * P:{R}:members (the roster: nick -> NODE US ID US NICK-ON-ITS-NODE US USER,
+ * US being byte 31), P:{R}:sfx (nick suffix counters), P:{R}:pseq (numbers roster
  * changes), and the channel P:ch:R. Per node N: P:node:N (R US NICK of each
  * of its members) and the zset P:nodes (N -> last heartbeat, Redis's clock).
  * A publication travels as KIND SEQ ':' EPOCH ':' DATA: KIND M (a message,
  * SEQ its number) or B (binary), or J, N, L (join, rename, leave: SEQ is
- * the roster change's number, DATA NODE US ID US NICK US OLD US WHY). The
+ * the roster change's number, DATA NODE US ID US NICK US OLD US WHY US USER
+ * US FLAGS US BY US BY-USER, FLAGS "k" for a kick, BY the kicker). The
  * scripts are in broker_redis_lua.c. A room this node follows is
  * SUBSCRIBING (waiting for its subscription), SYNCING (reading its state,
  * stream and roster) or READY; what arrives while it is not ready is held,
@@ -146,16 +147,29 @@ static int is_presence(char kind)
     return kind == 'J' || kind == 'N' || kind == 'L';
 }
 
-/* Splits a roster entry NODE US ID US NICK US OLD [US WHY] (NUL-terminated
- * in buf, cut in place) into e. Returns 0 or -1. */
-static int parse_entry(const struct redis_broker *rb, char *buf, struct broker_presence *e)
+/* Cuts buf (NUL-terminated) at each US into at most n fields; the missing
+ * ones are NULL. */
+static void split_fields(char *buf, char **f, int n)
 {
-    char *f[5] = {buf, NULL, NULL, NULL, NULL};
-    for (int i = 1; i < 5 && f[i - 1]; i++) {
-        f[i] = strchr(f[i - 1], '\x1f');
+    f[0] = buf;
+    for (int i = 1; i < n; i++) {
+        f[i] = f[i - 1] ? strchr(f[i - 1], '\x1f') : NULL;
         if (f[i])
             *f[i]++ = '\0';
     }
+}
+
+static const char *nonempty(const char *s)
+{
+    return s && *s ? s : NULL;
+}
+
+/* Splits a roster change NODE US ID US NICK US OLD [US WHY US USER US FLAGS
+ * US BY US BY-USER] (NUL-terminated in buf, cut in place) into e. Returns 0 or -1. */
+static int parse_entry(const struct redis_broker *rb, char *buf, struct broker_presence *e)
+{
+    char *f[9];
+    split_fields(buf, f, 9);
     if (!f[3])
         return -1;
     e->mine = strcmp(f[0], rb->node_id) == 0;
@@ -163,7 +177,11 @@ static int parse_entry(const struct redis_broker *rb, char *buf, struct broker_p
     e->id = strtoull(f[1], NULL, 10);
     e->nick = f[2];
     e->old = f[3];
-    e->why = f[4] && *f[4] ? f[4] : NULL;
+    e->why = nonempty(f[4]);
+    e->user = nonempty(f[5]);
+    e->kicked = f[6] && strchr(f[6], 'k') != NULL;
+    e->kicked_by = nonempty(f[7]);
+    e->kicked_by_user = nonempty(f[8]);
     return 0;
 }
 
@@ -171,7 +189,7 @@ static void deliver(struct redis_broker *rb, struct rroom *r, char kind, uint64_
                     size_t len, int history)
 {
     if (is_presence(kind)) {
-        char buf[512];
+        char buf[2048];   /* node, nicks, reason and user ids, each bounded well below */
         struct broker_presence e = {.kind = kind == 'J' ? BROKER_JOIN : kind == 'N' ? BROKER_RENAME : BROKER_LEAVE};
         r->plast = seq;
         if (len >= sizeof(buf))
@@ -275,22 +293,23 @@ static void deliver_roster(struct redis_broker *rb, struct rroom *r, const redis
         const redisReply *nick = all->element[2 * i], *v = all->element[2 * i + 1];
         if (nick->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || nick->len > 64)
             continue;
-        /* VALUE US NICK parses as NODE, ID, the nick it had on its node, NICK */
+        /* NICK, then its value NODE US ID US NICK-ON-ITS-NODE US USER */
         if (!(bufs[k] = malloc(v->len + nick->len + 2)))
             break;
-        memcpy(bufs[k], v->str, v->len);
-        bufs[k][v->len] = '\x1f';
-        memcpy(bufs[k] + v->len + 1, nick->str, nick->len);
-        bufs[k][v->len + 1 + nick->len] = '\0';
-        e[k].kind = BROKER_JOIN;
-        if (parse_entry(rb, bufs[k], &e[k]) == 0) {
-            const char *given = e[k].old;
-            e[k].old = e[k].nick;
-            e[k].nick = given;
-            k++;
-        } else {
+        memcpy(bufs[k], nick->str, nick->len);
+        bufs[k][nick->len] = '\0';
+        char *f[4];
+        memcpy(bufs[k] + nick->len + 1, v->str, v->len);
+        bufs[k][nick->len + 1 + v->len] = '\0';
+        split_fields(bufs[k] + nick->len + 1, f, 4);
+        if (!f[2]) {
             free(bufs[k]);
+            continue;
         }
+        e[k] = (struct broker_presence){.kind = BROKER_JOIN, .mine = strcmp(f[0], rb->node_id) == 0, .given = 1,
+                                        .id = strtoull(f[1], NULL, 10), .nick = bufs[k], .old = f[2],
+                                        .user = nonempty(f[3])};
+        k++;
     }
     if (e && bufs)
         rb->h.roster(rb->h.ctx, r->name, e, k);
@@ -579,8 +598,8 @@ static int redis_presence(void *impl, const char *room, const struct broker_pres
     static const char *const kinds[] = {"J", "N", "L"};
     if (!pc)
         return -1;
-    const char *argv[18];
-    size_t lens[18];
+    const char *argv[22];
+    size_t lens[22];
     for (int i = 0; i < 6; i++) {
         argv[i] = keys[i];
         lens[i] = room_key(rb, room, what[i], keys[i], sizeof(keys[i]));
@@ -592,8 +611,9 @@ static int redis_presence(void *impl, const char *room, const struct broker_pres
     const char *old = p->old ? p->old : "";
     const char *why = p->why ? p->why : "";
     const char *rest[] = {nodekey, ch, kinds[p->kind], rb->node_id, id, p->nick, old, p->guest ? "1" : "0",
-                          epoch, ttl, room, why};
-    for (int i = 0; i < 12; i++) {
+                          epoch, ttl, room, why, p->user ? p->user : "", p->kicked ? "k" : "",
+                          p->kicked_by ? p->kicked_by : "", p->kicked_by_user ? p->kicked_by_user : ""};
+    for (int i = 0; i < 16; i++) {
         argv[6 + i] = rest[i];
         lens[6 + i] = strlen(rest[i]);
     }
@@ -612,7 +632,7 @@ static int redis_presence(void *impl, const char *room, const struct broker_pres
     int ok = lens[6] && lens[7];
     for (int i = 0; i < 6; i++)
         ok = ok && lens[i];
-    if (!ok || redis_link_evalsha(rb->cmd, &rb->presence, on_presence, pc, 7, 18, argv, lens) < 0) {
+    if (!ok || redis_link_evalsha(rb->cmd, &rb->presence, on_presence, pc, 7, 22, argv, lens) < 0) {
         free(pc);
         rb->refused++;
         return -1;

@@ -129,6 +129,8 @@ static struct chat_client *client_of(const struct hub_member *m)
 
 const char *chat_member_user(const struct hub_member *m)
 {
+    if (!m->sink)
+        return hub_roster_user(m);   /* on another node, or gone from here */
     const struct chat_user *u = user_of(client_of(m));
     return u ? u->sub : NULL;
 }
@@ -853,7 +855,7 @@ static void presence_join(struct chat *chat, struct hub_room *room, const struct
         hub_set_pending(&cl->member, 0);
         if (hub_room_ready(room))
             welcome_joined(chat, cl);
-    } else if (hub_roster_add(chat->hub, room, p->nick) < 0) {
+    } else if (hub_roster_add(chat->hub, room, p->nick, p->user) < 0) {
         event_failed(chat);
         return;
     }
@@ -915,7 +917,7 @@ static void chat_roster(void *ctx, const char *name, const struct broker_presenc
         ((struct hub_member *)hub_room_member(room, i))->tag &= (uint8_t)~TAG_SEEN;
     for (size_t i = 0; i < n; i++) {
         if (!e[i].mine) {
-            if (hub_roster_add(chat->hub, room, e[i].nick) < 0)
+            if (hub_roster_add(chat->hub, room, e[i].nick, e[i].user) < 0)
                 event_failed(chat);
             continue;
         }
@@ -964,7 +966,7 @@ static void chat_close(void *ctx, struct conn *c)
     }
     int sent = !cl->waiting || cl->waiting->sent;
     early_free(joining_drop(chat, cl));
-    hub_leave_keep(chat->hub, &cl->member);
+    hub_leave_keep(chat->hub, &cl->member, user[0] ? user : NULL);
     conn_set_data(c, NULL);
     client_free(chat, cl);
     p.nick = nick;

@@ -311,7 +311,7 @@ void hub_leave(struct hub *h, struct hub_member *m)
     room_shrink(h, r);
 }
 
-void hub_leave_keep(struct hub *h, struct hub_member *m)
+void hub_leave_keep(struct hub *h, struct hub_member *m, const char *user)
 {
     struct hub_room *r = m->room;
     if (!r)
@@ -321,16 +321,25 @@ void hub_leave_keep(struct hub *h, struct hub_member *m)
     memcpy(nick, m->nick, sizeof(nick));
     hub_leave(h, m);
     if (keep)
-        hub_roster_add(h, r, nick);
+        hub_roster_add(h, r, nick, user);
 }
 
-int hub_roster_add(struct hub *h, struct hub_room *r, const char *nick)
+/* An entry the hub owns: the member, then its user id ("" for a guest). */
+struct owned {
+    struct hub_member m;   /* first: the entry is freed through it */
+    char user[];
+};
+
+int hub_roster_add(struct hub *h, struct hub_room *r, const char *nick, const char *user)
 {
-    struct hub_member *m = calloc(1, sizeof(*m));
+    size_t ulen = user ? strlen(user) : 0;
+    struct owned *o = calloc(1, sizeof(*o) + ulen + 1);
+    struct hub_member *m = o ? &o->m : NULL;
     if (!m || members_reserve(h, r) < 0) {
-        free(m);
+        free(o);
         return -1;
     }
+    memcpy(o->user, user ? user : "", ulen + 1);
     if (r->count == 0)
         link_remove(&r->empty);
     hub_copy_str(m->nick, nick, HUB_NICK_MAX);
@@ -346,6 +355,12 @@ static void owned_free(struct hub *h, struct hub_room *r, struct hub_member *m)
     nick_index_remove(h, r, m);
     entry_remove(r, m);
     free(m);
+}
+
+const char *hub_roster_user(const struct hub_member *m)
+{
+    const struct owned *o = (const struct owned *)(const void *)m;
+    return !m->sink && o->user[0] ? o->user : NULL;
 }
 
 int hub_roster_remove(struct hub *h, struct hub_room *r, const char *nick)

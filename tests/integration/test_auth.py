@@ -556,6 +556,7 @@ def test_signed_in_members_across_two_nodes(start_server, secret_file, redis_ser
         ann, _ = await welcome(a, "/ws/cl", hs256(claims("id-ann", name="ann")))
         g, wg = await welcome(b, "/ws/cl?nick=ann")
         assert wg["nick"] == "~ann" and sorted(wg["members"]) == ["ann", "~ann"], wg
+        assert wg["users"] == {"ann": "id-ann"}, wg     # the user of a member on the other node
         ev = await recv_event(ann)
         while ev["type"] == "join" and ev["nick"] == "ann":
             ev = await recv_event(ann)

@@ -1617,8 +1617,8 @@ START_TEST(roster_entries_count_but_get_nothing)
     hub_setup(10, 16, 0, 1 << 20);
     struct tsink a = {0}, b = {0};
     struct hub_room *r = join(&a, "ro", "alice");
-    ck_assert_int_eq(hub_roster_add(T.h, r, "remote1"), 0);
-    ck_assert_int_eq(hub_roster_add(T.h, r, "remote2"), 0);
+    ck_assert_int_eq(hub_roster_add(T.h, r, "remote1", "u-1"), 0);
+    ck_assert_int_eq(hub_roster_add(T.h, r, "remote2", NULL), 0);
     join(&b, "ro", "remote1");                   /* a nick held elsewhere gets a suffix */
     ck_assert_str_eq(b.m.nick, "remote12");
     ck_assert_uint_eq(hub_room_count(r), 4);
@@ -1633,6 +1633,13 @@ START_TEST(roster_entries_count_but_get_nothing)
     ck_assert_uint_eq(b.nframes, 1);
     ck_assert_int_eq(f->refs, 3);                 /* the two local members and ours */
     sbuf_unref(f);
+    for (size_t i = hub_room_local(r); i < hub_room_entries(r); i++) {   /* users kept with the entries */
+        const struct hub_member *m = hub_room_member(r, i);
+        if (strcmp(m->nick, "remote1") == 0)
+            ck_assert_str_eq(hub_roster_user(m), "u-1");
+        else
+            ck_assert_ptr_null(hub_roster_user(m));
+    }
     ck_assert_int_eq(hub_roster_rename(T.h, r, "remote2", "renamed"), 0);
     ck_assert_int_eq(hub_nick_taken(T.h, r, "remote2"), 0);
     ck_assert_int_eq(hub_nick_taken(T.h, r, "renamed"), 1);
@@ -1655,7 +1662,7 @@ START_TEST(pending_member_is_not_counted_or_sent_to)
     hub_setup(10, 16, 0, 1 << 20);
     struct tsink a = {0}, p = {0};
     struct hub_room *r = join(&a, "pe", "alice");
-    ck_assert_int_eq(hub_roster_add(T.h, r, "far"), 0);
+    ck_assert_int_eq(hub_roster_add(T.h, r, "far", NULL), 0);
     join(&p, "pe", "newbie");
     hub_set_pending(&p.m, 1);
     ck_assert_uint_eq(hub_room_count(r), 2);
@@ -1689,19 +1696,20 @@ START_TEST(leave_keep_holds_the_nick_until_removed)
     struct tsink a = {0}, b = {0}, c = {0};
     struct hub_room *r = join(&a, "lk", "alice");
     join(&b, "lk", "bob");
-    ck_assert_int_eq(hub_roster_add(T.h, r, "far"), 0);
-    hub_leave_keep(T.h, &a.m);
+    ck_assert_int_eq(hub_roster_add(T.h, r, "far", NULL), 0);
+    hub_leave_keep(T.h, &a.m, "alice-id");
     ck_assert_ptr_null(a.m.room);
     ck_assert_uint_eq(hub_room_count(r), 3);       /* alice still counts, as the hub's entry */
     ck_assert_uint_eq(hub_room_local(r), 1);
     ck_assert_ptr_eq(hub_room_member(r, 0), &b.m);
     ck_assert_ptr_null(hub_local_find(T.h, r, "alice"));
+    ck_assert_str_eq(hub_roster_user(hub_member_find(T.h, r, "alice")), "alice-id");
     join(&c, "lk", "alice");
     ck_assert_str_eq(c.m.nick, "alice2");
     ck_assert_int_eq(hub_roster_remove(T.h, r, "alice"), 0);
     ck_assert_uint_eq(hub_room_count(r), 3);
     hub_set_pending(&c.m, 1);
-    hub_leave_keep(T.h, &c.m);                     /* a pending member keeps nothing */
+    hub_leave_keep(T.h, &c.m, NULL);                     /* a pending member keeps nothing */
     ck_assert_uint_eq(hub_room_count(r), 2);
     hub_leave(T.h, &b.m);
     ck_assert_uint_eq(hub_room_count(r), 1);       /* far */
