@@ -23,7 +23,8 @@
 # process behind (a trap stops what it started), or touch system settings.
 #
 # usage: bench/scale.sh [--conns N,N,...] [--rooms R,R,...] [--hold S]
-#                       [--presence-limit N] [--rounds R] [--duration S]
+#                       [--presence-limit N] [--in-flight N (handshakes per holder)]
+#                       [--rounds R] [--duration S]
 #                       [--scale-only | --compare-only]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +35,7 @@ HOLD=15
 ROUNDS=3
 DURATION=5
 PRESENCE=1000
+IN_FLIGHT=64
 DO_SCALE=1
 DO_COMPARE=1
 while [ $# -gt 0 ]; do
@@ -42,6 +44,7 @@ while [ $# -gt 0 ]; do
         --rooms) ROOMS=$2; shift 2 ;;
         --hold) HOLD=$2; shift 2 ;;
         --presence-limit) PRESENCE=$2; shift 2 ;;
+        --in-flight) IN_FLIGHT=$2; shift 2 ;;
         --rounds) ROUNDS=$2; shift 2 ;;
         --duration) DURATION=$2; shift 2 ;;
         --scale-only) DO_COMPARE=0; shift ;;
@@ -113,7 +116,7 @@ slab_kb() { awk '/^Slab:/ {print $2}' /proc/meminfo; }
 tcp_mem_pages() { awk '/^TCP:/ {for (i = 1; i < NF; i++) if ($i == "mem") print $(i + 1)}' /proc/net/sockstat; }
 stat_field() { curl -s "http://127.0.0.1:$PORT/stats" | python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 
-RESULTS=$OUT/results.txt
+RESULTS=$OUT/results-$(date -u +%Y%m%dT%H%M%SZ).txt
 {
     echo "# bench/scale.sh $(date -u +%Y-%m-%dT%H:%M:%SZ) at git $(git rev-parse --short HEAD 2>/dev/null || echo none)"
     echo "# $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo), Linux $(uname -r), open files $(ulimit -Hn) per process, conntrack max $(cat /proc/sys/net/netfilter/nf_conntrack_max 2>/dev/null || echo none), load $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -133,7 +136,7 @@ scale_case() {
     while [ "$left" -gt 0 ]; do
         local c=$((left < per ? left : per))
         : >"$OUT/$tag.h$i.out"
-        build/wshold "127.0.0.$((10 + i))" 127.0.0.1 "$PORT" "$c" "$rooms" $((i * per)) $((i == 0)) \
+        build/wshold "127.0.0.$((10 + i))" 127.0.0.1 "$PORT" "$c" "$rooms" $((i * per)) $((i == 0)) "$IN_FLIGHT" \
             >"$OUT/$tag.h$i.out" 2>&1 &
         hp+=("$!"); PIDS+=("$!"); outs+=("$OUT/$tag.h$i.out")
         left=$((left - c)); i=$((i + 1))

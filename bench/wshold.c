@@ -30,7 +30,6 @@
 #include <unistd.h>
 
 #define RBUF (256 * 1024)
-#define IN_FLIGHT 64           /* handshakes at once */
 #define BCAST_TIMEOUT_NS (120 * 1000000000ull)
 
 struct conn {
@@ -43,6 +42,7 @@ struct conn {
 static struct conn *conns;
 static long n, rooms, offset, opened, welcomed, got, next_open;
 static int ep, port, publish;
+static long in_flight = 64;    /* handshakes at once */
 static struct in_addr src, dst;
 static uint64_t last_got_ns, sent_ns;
 static uint8_t rbuf[RBUF];
@@ -227,10 +227,12 @@ static void broadcast(void)
 
 int main(int argc, char **argv)
 {
-    if (argc != 8) {
-        fprintf(stderr, "usage: wshold SRC_ADDR DST_ADDR PORT CONNS ROOMS OFFSET PUBLISH(0|1)\n");
+    if (argc != 8 && argc != 9) {
+        fprintf(stderr, "usage: wshold SRC_ADDR DST_ADDR PORT CONNS ROOMS OFFSET PUBLISH(0|1) [IN_FLIGHT]\n");
         return 2;
     }
+    if (argc == 9)
+        in_flight = atol(argv[8]);
     if (!inet_aton(argv[1], &src) || !inet_aton(argv[2], &dst))
         return 2;
     port = atoi(argv[3]);
@@ -238,7 +240,7 @@ int main(int argc, char **argv)
     rooms = atol(argv[5]);
     offset = atol(argv[6]);
     publish = atoi(argv[7]);
-    if (n <= 0 || rooms <= 0 || (publish && offset % rooms))
+    if (n <= 0 || rooms <= 0 || in_flight <= 0 || (publish && offset % rooms))
         return 2;
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
@@ -257,7 +259,7 @@ int main(int argc, char **argv)
         return 1;
     printf("start %llu\n", (unsigned long long)now_ns());
     fflush(stdout);
-    while (next_open < n && next_open < IN_FLIGHT)
+    while (next_open < n && next_open < in_flight)
         open_one(next_open++);
     static struct epoll_event evs[1024];
     int reported = 0;
