@@ -39,12 +39,13 @@ static void prom_header(struct metrics *m, const char *name, enum metrics_type t
     put(m, type == METRICS_COUNTER ? " counter\n" : " gauge\n");
 }
 
-/* Copies a name into a record's field; a name too long fails the document. */
-static void copy_name(struct metrics *m, char *dst, size_t size, const char *src)
+/* Copies a name into a record's field; a name too long fails the document
+ * (a help text is cut instead: it names nothing). */
+static void copy_name(struct metrics *m, char *dst, size_t size, const char *src, int is_help)
 {
     size_t n = strlen(src);
     if (n >= size) {
-        m->failed = 1;
+        m->failed |= !is_help;
         n = size - 1;
     }
     memcpy(dst, src, n);
@@ -59,11 +60,11 @@ static void record(struct metrics *m, const char *json, const char *prom, enum m
         return;
     }
     struct metrics_record *r = &m->rec[m->n_rec++];
-    copy_name(m, r->json, sizeof(r->json), json);
-    copy_name(m, r->prom, sizeof(r->prom), prom);
-    copy_name(m, r->help, sizeof(r->help), help);
-    copy_name(m, r->label, sizeof(r->label), label);
-    copy_name(m, r->label_value, sizeof(r->label_value), label_value);
+    copy_name(m, r->json, sizeof(r->json), json, 0);
+    copy_name(m, r->prom, sizeof(r->prom), prom, 0);
+    copy_name(m, r->help, sizeof(r->help), help, 1);
+    copy_name(m, r->label, sizeof(r->label), label, 0);
+    copy_name(m, r->label_value, sizeof(r->label_value), label_value, 0);
     r->type = type;
     r->value = v;
 }
