@@ -173,11 +173,11 @@ command -v taskset >/dev/null || need_debs util-linux
 SKIPPED=()
 UWS_OUT=$ROOT/build/bench/uws
 if has_server uws && [ -z "${UWS_BIN:-}" ]; then
-    # built by bench/peers/uws/build.sh: used as they are while newer than its
-    # inputs, rebuilt (or built) where the sources can be had
-    fresh=1
+    # built by bench/peers/uws/build.sh: used as they are while built from
+    # today's server.cpp and build.sh, rebuilt (or built) where the sources can be had
+    fresh=1 inputs=$(bench/peers/uws/build.sh --inputs)
     for f in "$UWS_OUT/uws-server" "$UWS_OUT/uws-server-ssl"; do
-        [ -x "$f" ] && [ "$f" -nt bench/peers/uws/server.cpp ] && [ "$f" -nt bench/peers/uws/build.sh ] || fresh=0
+        [ -x "$f" ] && [ "$(cat "$f.inputs" 2>/dev/null)" = "$inputs" ] || fresh=0
     done
     rc=0
     [ $fresh = 1 ] || bench/peers/uws/build.sh >&2 || rc=$?
@@ -591,6 +591,7 @@ header() {
         echo "| workload | wshub / uws | range | p99 wshub / uws | server CPU per msg wshub / uws: with ksoftirqd, process only | pairs |"
         echo "|---|---:|---:|---:|---:|---|"
         for w in "${WORKLOAD_LIST[@]}"; do
+            supports uws "$w" >/dev/null || continue    # the cluster rows: wshub alone
             p99="—"; cpu="—"
             is_msg "$w" && p99=$(ratio_cell p99_us wshub "$w")
             is_idle "$w" || cpu="$(ratio_cell server_core_ns_per_msg wshub "$w"), $(ratio_cell server_ns_per_msg wshub "$w")"

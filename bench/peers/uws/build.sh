@@ -7,7 +7,7 @@
 #                                   for the wss rows (--cert/--key)
 # Both link zlib, so both can do permessage-deflate (--deflate).
 #
-#   bench/peers/uws/build.sh [--check]
+#   bench/peers/uws/build.sh [--check | --inputs]
 #
 # Where the sources come from, first that works:
 #   UWS_SRC, USOCKETS_SRC  a source tree (uWebSockets' has src/App.h) or a git
@@ -22,6 +22,9 @@
 # Exit status: 0 built (or up to date), 3 the sources cannot be had (the reason
 # on stderr; bench/run.sh then skips the uws rows), 1 a build failure.
 # --check: only says (exit 0 or 3) whether the sources can be had.
+# --inputs: prints the hash of this script and server.cpp that a binary built
+# from them records in BINARY.inputs (a binary is up to date while they match,
+# whatever git did to the files' times).
 # build/bench/uws/VERSION says which versions were built (bench/run.sh prints it).
 set -euo pipefail
 cd "$(dirname "$0")/../../.."
@@ -30,6 +33,8 @@ OUT=$ROOT/build/bench/uws
 SRC=$OUT/src
 CHECK=0
 [ "${1:-}" = --check ] && CHECK=1
+INPUTS=$(cat bench/peers/uws/server.cpp bench/peers/uws/build.sh | sha256sum | cut -c1-16)
+if [ "${1:-}" = --inputs ]; then echo "$INPUTS"; exit 0; fi
 
 no_sources() { echo "bench/peers/uws/build.sh: $*" >&2; exit 3; }
 
@@ -108,7 +113,7 @@ CFLAGS=(-std=c11 -O3 -flto -DNDEBUG -w)
 build() {
     local flavour=$1 bin=$2 define=$3; shift 3
     local obj=$OUT/obj-$flavour srcs=() f
-    if [ -x "$bin" ] && [ "$bin" -nt bench/peers/uws/server.cpp ] && [ "$bin" -nt bench/peers/uws/build.sh ] &&
+    if [ -x "$bin" ] && [ "$(cat "$bin.inputs" 2>/dev/null)" = "$INPUTS" ] &&
        [ "$(cat "$bin.desc" 2>/dev/null)" = "$DESC" ]; then
         return 0
     fi
@@ -124,6 +129,7 @@ build() {
         "${srcs[@]}" "$@" -lz -o "$bin.part"
     mv "$bin.part" "$bin"
     echo "$DESC" > "$bin.desc"
+    echo "$INPUTS" > "$bin.inputs"
     echo "bench/peers/uws/build.sh: built ${bin#"$ROOT"/} ($flavour; $DESC)" >&2
 }
 build plain "$OUT/uws-server" -DLIBUS_NO_SSL
