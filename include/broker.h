@@ -66,6 +66,15 @@ struct broker_presence {
     const char *kicked_by, *kicked_by_user;   /* leave: the moderator's nick and user id, or NULL */
 };
 
+/* Closing members wherever they are: every connection of user, or the
+ * member called nick in room. Strings valid during the call only. */
+struct broker_kick {
+    const char *user;       /* all connections of this user id, or NULL */
+    const char *room, *nick;   /* or the member called nick in room */
+    const char *reason;     /* the close reason ("" for none) */
+    const char *by, *by_user;  /* the moderator's nick and user id, or NULL (the application) */
+};
+
 /* How a broker hands a room's state and publications back; data is valid
  * during the call only. A room opened with room_open gets: restart (its
  * state as the cluster has it), its history as history deliveries, oldest
@@ -84,6 +93,8 @@ struct broker_handler {
     /* The room's whole roster as the cluster has it (after restart, before
      * ready): n entries; a cluster broker only. */
     void (*roster)(void *ctx, const char *room, const struct broker_presence *entries, size_t n);
+    /* Another node asks this one to close its members that k names. */
+    void (*kick)(void *ctx, const struct broker_kick *k);
 };
 
 struct broker_ops {
@@ -96,6 +107,9 @@ struct broker_ops {
      * or RENAME comes back with the nick the cluster gave (a RENAME maybe
      * refused). Returns 0, or -1 when the broker cannot take it now. */
     int (*presence)(void *impl, const char *room, const struct broker_presence *p);
+    /* Asks every other node to close its members that k names (a single
+     * node has none: nothing to do). Returns 0, or -1 when it cannot now. */
+    int (*kick)(void *impl, const struct broker_kick *k);
     /* This node has members in room from now on (ready follows, maybe at once). */
     void (*room_open)(void *impl, const char *room);
     /* This node has no member left in room. */
@@ -124,6 +138,9 @@ int broker_publish(struct broker *b, const char *room, const struct broker_pub *
 
 /* Publishes a roster change through b (see broker_ops.presence). */
 int broker_presence(struct broker *b, const char *room, const struct broker_presence *p);
+
+/* Asks the other nodes to close the members k names (see broker_ops.kick). */
+int broker_kick(struct broker *b, const struct broker_kick *k);
 
 /* See broker_ops.room_open and room_close. */
 void broker_room_open(struct broker *b, const char *room);

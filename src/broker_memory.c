@@ -27,6 +27,13 @@ static int memory_presence(void *impl, const char *room, const struct broker_pre
     return 0;
 }
 
+static int memory_kick(void *impl, const struct broker_kick *k)
+{
+    (void)impl;
+    (void)k;
+    return 0;   /* one node: no member elsewhere */
+}
+
 static void memory_room_open(void *impl, const char *room)
 {
     const struct broker_handler *h = impl;
@@ -61,6 +68,7 @@ static const struct broker_ops memory_ops = {
     .name = "memory",
     .publish = memory_publish,
     .presence = memory_presence,
+    .kick = memory_kick,
     .room_open = memory_room_open,
     .room_close = memory_room_close,
     .available = memory_available,
@@ -86,6 +94,11 @@ int broker_publish(struct broker *b, const char *room, const struct broker_pub *
 int broker_presence(struct broker *b, const char *room, const struct broker_presence *p)
 {
     return b->ops->presence(b->impl, room, p);
+}
+
+int broker_kick(struct broker *b, const struct broker_kick *k)
+{
+    return b->ops->kick(b->impl, k);
 }
 
 void broker_room_open(struct broker *b, const char *room)

@@ -423,8 +423,19 @@ static void start_sync(struct redis_broker *rb, struct rroom *r)
 /* ---- links ---- */
 
 /* Subscribes to every room this node follows (after the pub/sub link came up). */
+/* The control channel P:ctl: requests between nodes (closing members). */
+static size_t control_channel(const struct redis_broker *rb, char *out, size_t size)
+{
+    int n = snprintf(out, size, "%s:ctl", rb->prefix);
+    return n < 0 || (size_t)n >= size ? 0 : (size_t)n;
+}
+
 static void subscribe_all(struct redis_broker *rb)
 {
+    char ctl[200];
+    size_t cn = control_channel(rb, ctl, sizeof(ctl));
+    if (cn)
+        redis_link_subscribe(rb->sub, ctl, cn);
     for (size_t b = 0; b < sizeof(rb->buckets) / sizeof(rb->buckets[0]); b++) {
         for (struct rroom *r = rb->buckets[b]; r; r = r->next) {
             char ch[200];
@@ -485,10 +496,34 @@ static int parse_pub(const char *p, size_t n, char *kind, uint64_t *seq, char ep
     return 0;
 }
 
+/* A request on P:ctl: NODE US USER US ROOM US NICK US REASON US BY US
+ * BY-USER, from another node (this node's own are skipped). */
+static void on_control(struct redis_broker *rb, const struct redis_link_message *m)
+{
+    char buf[1024], *f[7];
+    if (m->event != REDIS_LINK_MESSAGE || m->payload_len >= sizeof(buf))
+        return;
+    memcpy(buf, m->payload, m->payload_len);
+    buf[m->payload_len] = '\0';
+    split_fields(buf, f, 7);
+    if (!f[6] || strcmp(f[0], rb->node_id) == 0)
+        return;
+    struct broker_kick k = {.user = nonempty(f[1]), .room = nonempty(f[2]), .nick = nonempty(f[3]),
+                            .reason = f[4], .by = nonempty(f[5]), .by_user = nonempty(f[6])};
+    if (k.user || (k.room && k.nick))
+        rb->h.kick(rb->h.ctx, &k);
+}
+
 static void on_message(struct redis_link *l, const struct redis_link_message *m, void *ctx)
 {
     (void)l;
     struct redis_broker *rb = ctx;
+    char ctl[200];
+    size_t cn = control_channel(rb, ctl, sizeof(ctl));
+    if (cn && m->channel_len == cn && memcmp(m->channel, ctl, cn) == 0) {
+        on_control(rb, m);
+        return;
+    }
     size_t plen = strlen(rb->prefix) + 4;   /* "P:ch:" */
     if (m->channel_len <= plen || m->channel_len - plen > ROOM_MAX)
         return;
@@ -639,6 +674,21 @@ static int redis_presence(void *impl, const char *room, const struct broker_pres
     }
     rb->pubs_out++;
     return 0;
+}
+
+static int redis_kick(void *impl, const struct broker_kick *k)
+{
+    struct redis_broker *rb = impl;
+    char ctl[200], msg[1024];
+    size_t cn = control_channel(rb, ctl, sizeof(ctl));
+    int n = snprintf(msg, sizeof(msg), "%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s", rb->node_id, k->user ? k->user : "",
+                     k->room ? k->room : "", k->nick ? k->nick : "", k->reason ? k->reason : "",
+                     k->by ? k->by : "", k->by_user ? k->by_user : "");
+    if (!cn || n < 0 || (size_t)n >= sizeof(msg))
+        return -1;
+    const char *argv[] = {"PUBLISH", ctl, msg};
+    size_t lens[] = {7, cn, (size_t)n};
+    return redis_link_command_argv(rb->cmd, NULL, NULL, 3, argv, lens);
 }
 
 /* ---- node liveness ---- */
@@ -794,6 +844,7 @@ static const struct broker_ops redis_ops = {
     .name = "redis",
     .publish = redis_publish,
     .presence = redis_presence,
+    .kick = redis_kick,
     .room_open = redis_room_open,
     .room_close = redis_room_close,
     .available = redis_available,

@@ -741,6 +741,9 @@ static void chat_open(void *ctx, struct conn *c, const struct http_request *req)
         cl->waiting->sent = 1;   /* else the join came back at once, and it was welcomed */
 }
 
+static int presence_begin(struct chat *chat, struct hub_room *room, const char *type, const char *nick,
+                          const struct broker_presence *p, size_t before);
+
 /* The broker has the room in the cluster's order: welcome who waited. A
  * welcome never removes a member (a cut waits for the safe point), so the
  * walk is safe. */
@@ -753,8 +756,14 @@ static void chat_ready(void *ctx, const char *name)
     hub_room_set_ready(room, 1);
     for (size_t i = 0; i < hub_room_local(room); i++) {
         struct chat_client *cl = client_of(hub_room_member(room, i));
-        if (cl->waiting && !cl->member.pending)
-            welcome_joined(chat, cl);
+        if (!cl->waiting || cl->member.pending)
+            continue;
+        welcome_joined(chat, cl);
+        /* its join is in the roster the sync gave, not a live event: it is
+         * told of it after its welcome all the same, as a live joiner is */
+        struct broker_presence me = {.user = chat_member_user(&cl->member)};
+        if (presence_begin(chat, room, "join", cl->member.nick, &me, hub_room_count(room)))
+            event_send(chat, cl);
     }
 }
 
@@ -781,11 +790,11 @@ static void chat_restart(void *ctx, const char *name, const char *epoch, uint64_
 /* Broadcasts {"type":"join"|"leave","room":R,"nick":N[,"user":U],"count":K}
  * (a leave with [,"kicked":true,"kicked_by":M,"kicked_by_user":V][,"reason":W])
  * to room's members here, while its presence is on. */
-static void presence_event(struct chat *chat, struct hub_room *room, const char *type, const char *nick,
-                           const struct broker_presence *p, size_t before)
+static int presence_begin(struct chat *chat, struct hub_room *room, const char *type, const char *nick,
+                          const struct broker_presence *p, size_t before)
 {
     if (!presence_on(chat, before))
-        return;
+        return 0;
     event_begin(chat, type, room);
     field_string(chat, "nick", nick, strlen(nick));
     if (p->user)
@@ -799,7 +808,14 @@ static void presence_event(struct chat *chat, struct hub_room *room, const char 
         field_string(chat, "kicked_by_user", p->kicked_by_user, strlen(p->kicked_by_user));
     if (p->why)
         field_string(chat, "reason", p->why, strlen(p->why));
-    event_send_all(chat, room);
+    return 1;
+}
+
+static void presence_event(struct chat *chat, struct hub_room *room, const char *type, const char *nick,
+                           const struct broker_presence *p, size_t before)
+{
+    if (presence_begin(chat, room, type, nick, p, before))
+        event_send_all(chat, room);
 }
 
 /* Broadcasts {"type":"nick","room":R,"old":O,"nick":N[,"user":U]} to room's members here. */
@@ -1054,16 +1070,17 @@ static void rename_member(struct chat *chat, struct chat_client *cl, const char 
     conn_charge(cl->member.sink, hub_room_count(cl->member.room));
 }
 
-/* Closes cl with 4003 and reason, kicked by the moderator `by` (or by the
- * application when NULL); its leave, published when it closes, says so. */
-static void kick(struct chat *chat, struct chat_client *cl, const struct chat_client *by, const char *reason,
-                 size_t reason_len)
+/* Closes cl with 4003 and reason, kicked by the moderator called by (user
+ * id by_user), on any node, or by the application when by is NULL; its
+ * leave, published when it closes, says so. */
+static void kick(struct chat *chat, struct chat_client *cl, const char *by, const char *by_user,
+                 const char *reason, size_t reason_len)
 {
     struct kick_note *k = malloc(sizeof(*k) + reason_len + 1);
     if (k) {   /* out of memory, the leave is still marked as a kick, without who and why */
         k->cl = cl;
-        snprintf(k->by, sizeof(k->by), "%s", by ? by->member.nick : "");
-        snprintf(k->by_user, sizeof(k->by_user), "%s", by && user_of(by) ? user_of(by)->sub : "");
+        snprintf(k->by, sizeof(k->by), "%s", by ? by : "");
+        snprintf(k->by_user, sizeof(k->by_user), "%s", by_user ? by_user : "");
         memcpy(k->reason, reason, reason_len);
         k->reason[reason_len] = '\0';
         k->next = chat->kicks;
@@ -1071,7 +1088,7 @@ static void kick(struct chat *chat, struct chat_client *cl, const struct chat_cl
     }
     cl->member.tag |= TAG_KICKED;
     char why[WS_MAX_CONTROL_PAYLOAD];
-    snprintf(why, sizeof(why), "%s%s%s%.*s", by ? "kicked by " : "", by ? by->member.nick : "",
+    snprintf(why, sizeof(why), "%s%s%s%.*s", by ? "kicked by " : "", by ? by : "",
              by && reason_len ? ": " : "", (int)(reason_len < sizeof(why) ? reason_len : sizeof(why)), reason);
     conn_close(cl->member.sink, CHAT_CLOSE_FORBIDDEN, why);
 }
@@ -1095,6 +1112,21 @@ static int kickable(const struct chat_client *cl)
     return !(cl->member.tag & TAG_KICKED) && conn_is_open(cl->member.sink);
 }
 
+/* Asks the node that holds nick in room (in the roster here, on another
+ * node) to kick it. Returns 1 when asked, 0 when there is no such member. */
+static int kick_elsewhere(struct chat *chat, const char *room, const char *nick, const char *reason,
+                          size_t reason_len, const char *by, const char *by_user)
+{
+    struct hub_room *r = hub_find(chat->hub, room);
+    struct hub_member *m = r ? hub_member_find(chat->hub, r, nick) : NULL;
+    if (!m || m->sink)
+        return 0;
+    char why[WS_MAX_CONTROL_PAYLOAD];
+    snprintf(why, sizeof(why), "%.*s", (int)(reason_len < sizeof(why) ? reason_len : sizeof(why) - 1), reason);
+    struct broker_kick k = {.room = room, .nick = nick, .reason = why, .by = by, .by_user = by_user};
+    return broker_kick(&chat->broker, &k) == 0;
+}
+
 static void kick_command(struct chat *chat, struct chat_client *cl, const struct command *cmd)
 {
     if (!user_of(cl) || !user_of(cl)->mod) {
@@ -1108,11 +1140,14 @@ static void kick_command(struct chat *chat, struct chat_client *cl, const struct
         nick[cmd->arg_len] = '\0';
         m = hub_local_find(chat->hub, cl->member.room, nick);
     }
-    if (!m || m->pending || !kickable(client_of(m))) {
+    const char *by_user = user_of(cl)->sub;
+    if (m && !m->pending && kickable(client_of(m))) {
+        kick(chat, client_of(m), cl->member.nick, by_user, cmd->reason, cmd->reason_len);
+    } else if (m || !kick_elsewhere(chat, hub_room_name(cl->member.room), nick, cmd->reason, cmd->reason_len,
+                                    cl->member.nick, by_user)) {
         send_error(chat, cl, "no_such_nick", "nobody has that nick in this room");
         return;
     }
-    kick(chat, client_of(m), cl, cmd->reason, cmd->reason_len);
     conn_charge(cl->member.sink, hub_room_count(cl->member.room));
 }
 
@@ -1273,6 +1308,8 @@ static struct ratelimit_rule rule_2x(uint32_t rate)
     return (struct ratelimit_rule){rate, rate > UINT32_MAX / 2 ? UINT32_MAX : rate * 2};
 }
 
+static void chat_kick(void *ctx, const struct broker_kick *k);
+
 struct chat *chat_new(const struct chat_config *cfg, chat_broker_init_fn init, void *arg)
 {
     struct chat *chat = calloc(1, sizeof(*chat));
@@ -1285,7 +1322,7 @@ struct chat *chat_new(const struct chat_config *cfg, chat_broker_init_fn init, v
     pool_init(&chat->clients, sizeof(struct chat_client), 128);
     chat->hub = hub_new(&cfg->hub, &sink_ops);
     struct broker_handler handler = {.ctx = chat, .deliver = chat_deliver, .restart = chat_restart,
-                                     .ready = chat_ready, .presence = chat_presence, .roster = chat_roster};
+                                     .ready = chat_ready, .presence = chat_presence, .roster = chat_roster, .kick = chat_kick};
     if (!chat->hub || init(&chat->broker, &handler, arg) < 0) {
         hub_free(chat->hub);
         pool_destroy(&chat->clients);
@@ -1339,26 +1376,50 @@ int chat_healthy(struct chat *chat, const char **why)
     return broker_available(&chat->broker, why);
 }
 
-size_t chat_disconnect_user(struct chat *chat, const char *user, const char *reason)
+/* Closes this node's connections of user, kicked as k says. */
+static size_t kick_user_here(struct chat *chat, const char *user, const char *reason, const char *by,
+                             const char *by_user)
 {
     size_t n = 0;
     for (struct chat_user *u = chat->users; u; u = u->next) {
         if (strcmp(u->sub, user) == 0 && kickable(&u->cl)) {
-            kick(chat, &u->cl, NULL, reason, strlen(reason));
+            kick(chat, &u->cl, by, by_user, reason, strlen(reason));
             n++;
         }
     }
     return n;
 }
 
+/* Another node asks: close this node's members that k names. */
+static void chat_kick(void *ctx, const struct broker_kick *k)
+{
+    struct chat *chat = ctx;
+    if (k->user) {
+        kick_user_here(chat, k->user, k->reason, k->by, k->by_user);
+        return;
+    }
+    struct hub_room *r = hub_find(chat->hub, k->room);
+    struct hub_member *m = r ? hub_local_find(chat->hub, r, k->nick) : NULL;
+    if (m && !m->pending && kickable(client_of(m)))
+        kick(chat, client_of(m), k->by, k->by_user, k->reason, strlen(k->reason));
+}
+
+size_t chat_disconnect_user(struct chat *chat, const char *user, const char *reason)
+{
+    struct broker_kick k = {.user = user, .reason = reason};
+    broker_kick(&chat->broker, &k);   /* the other nodes close theirs */
+    return kick_user_here(chat, user, reason, NULL, NULL);
+}
+
 int chat_disconnect_nick(struct chat *chat, const char *room, const char *nick, const char *reason)
 {
     struct hub_room *r = hub_find(chat->hub, room);
     struct hub_member *m = r ? hub_local_find(chat->hub, r, nick) : NULL;
-    if (!m || m->pending || !kickable(client_of(m)))
-        return -1;
-    kick(chat, client_of(m), NULL, reason, strlen(reason));
-    return 0;
+    if (m && !m->pending && kickable(client_of(m))) {
+        kick(chat, client_of(m), NULL, NULL, reason, strlen(reason));
+        return 0;
+    }
+    return !m && kick_elsewhere(chat, room, nick, reason, strlen(reason), NULL, NULL) ? 0 : -1;
 }
 
 const struct endpoint *chat_endpoint(const struct chat *chat)

@@ -537,6 +537,7 @@ def test_cluster_post_on_one_node_reaches_another(start_server, redis_server, ke
 
     async def go():
         ws, welcome = await welcome_of(b, "c", "bob")
+        await expect_event(ws, "join", nick="bob")   # its own join follows its welcome, as on one node
         await ws.send("first")
         await expect_event(ws, "message", text="first", seq=1)
         st, _, r = call(a, "POST", "/api/rooms/c/messages", body={"text": "from A", "nick": "bot"})

@@ -546,7 +546,7 @@ def test_signed_in_members_across_two_nodes(start_server, secret_file, redis_ser
                          "--allow-anonymous") for i in range(2)]
 
     async def welcome(srv, path, token=None):
-        ws = await connect(srv, path, token)      # in a cluster a joiner's own join may come before its welcome
+        ws = await connect(srv, path, token)      # the first event is the welcome
         while True:
             ev = await recv_event(ws)
             if ev["type"] == "welcome":
@@ -571,4 +571,62 @@ def test_signed_in_members_across_two_nodes(start_server, secret_file, redis_ser
         await g.close()
         await expect_event(ann, "leave", nick="~ann")
         await ann.close()
+    run(go())
+
+
+def test_kick_and_disconnect_reach_other_nodes(start_server, secret_file, redis_server, tmp_path):
+    """With --redis: a moderator on node A kicks a member on node B (4003, a
+    leave marked as a kick on both nodes, the users of members on the other
+    node in join and leave), and the API's disconnect of a user on A closes
+    that user's connections on B too."""
+    key = tmp_path / "api.key"
+    key.write_text("k" * 32 + "\n")
+    a, b = [start_server("--redis", redis_server.url(), "--node-id", "k%d" % i, "--auth-secret-file", secret_file,
+                         "--api-key-file", str(key)) for i in range(2)]
+
+    async def welcome(srv, token):
+        ws = await connect(srv, "/ws/kr", token)
+        while True:
+            ev = await recv_event(ws)
+            if ev["type"] == "welcome":
+                return ws, ev
+
+    async def until(ws, type_, **fields):
+        while True:
+            ev = await recv_event(ws)
+            if ev["type"] == type_ and all(ev.get(k) == v for k, v in fields.items()):
+                return ev
+
+    async def go():
+        mod, _ = await welcome(a, hs256(claims("id-mod", name="mod", mod=True)))
+        bad, _ = await welcome(b, hs256(claims("id-bad", name="bad")))
+        ev = await until(mod, "join", nick="bad")
+        assert ev["user"] == "id-bad", ev                  # a member of the other node, with its user
+        await mod.send("/kick bad spam")
+        with pytest.raises(Exception) as closed:
+            while True:
+                await recv_event(bad)
+        assert getattr(closed.value, "code", None) == 4003, closed.value
+        assert "spam" in getattr(closed.value, "reason", ""), closed.value
+        ev = await until(mod, "leave", nick="bad")
+        assert ev["kicked"] is True and ev["kicked_by"] == "mod" and ev["kicked_by_user"] == "id-mod", ev
+        assert ev["user"] == "id-bad" and ev["reason"] == "spam", ev
+        # the API on node A closes every connection of a user, on node B too
+        v1, _ = await welcome(b, hs256(claims("id-v", name="v")))
+        await until(mod, "join", nick="v")
+        body = json.dumps({"user": "id-v", "reason": "bye"}).encode()
+        req = ("POST /api/disconnect HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+               "Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+               % ("k" * 32, len(body))).encode() + body
+        with socket.create_connection((a.host, a.port), timeout=5) as s:
+            s.sendall(req)
+            answer = s.recv(4096).decode()
+        assert answer.startswith("HTTP/1.1 200"), answer
+        with pytest.raises(Exception) as closed:
+            while True:
+                await recv_event(v1)
+        assert getattr(closed.value, "code", None) == 4003, closed.value
+        ev = await until(mod, "leave", nick="v")
+        assert ev["kicked"] is True and ev["reason"] == "bye", ev
+        await mod.close()
     run(go())

@@ -398,3 +398,21 @@ def test_lines_sent_before_the_welcome_are_kept(start_server, redis_server):
         assert seen == got, (seen, got)
         await close_all(ws, wb)
     run(go())
+
+
+def test_a_joiner_gets_its_welcome_then_its_own_join(start_server, redis_server):
+    """As on a single node: the first event is the welcome, the next its own
+    join, whether the node already followed the room or not."""
+    a, b = nodes(start_server, redis_server, 2)
+
+    async def go():
+        kept = []
+        for srv, nick in ((a, "first"), (a, "second"), (b, "third"), (b, "fourth")):
+            ws = await connect(srv, "/ws/p6?nick=" + nick)
+            w = await recv_event(ws)
+            assert w["type"] == "welcome" and w["nick"] == nick, w
+            e = await recv_event(ws)
+            assert e["type"] == "join" and e["nick"] == nick, e
+            kept.append(ws)
+        await close_all(*kept)
+    run(go())
