@@ -75,6 +75,21 @@ struct broker_kick {
     const char *by, *by_user;  /* the moderator's nick and user id, or NULL (the application) */
 };
 
+/* A room as the cluster has it, read for the application (see
+ * broker_ops.room_state); valid during the callback only. */
+struct broker_room_state {
+    const char *epoch;
+    uint64_t seq;                           /* the room's last message */
+    const struct broker_presence *members;  /* nick and user of each */
+    size_t nmembers;
+    const struct broker_pub *messages;      /* MESSAGEs after since, oldest first, numbered */
+    size_t nmessages;
+    uint64_t oldest;                        /* the oldest message kept, 0 when none */
+};
+
+/* status: 0 (st set), 404 (no such room in the cluster) or 503. */
+typedef void (*broker_state_fn)(void *arg, int status, const struct broker_room_state *st);
+
 /* How a broker hands a room's state and publications back; data is valid
  * during the call only. A room opened with room_open gets: restart (its
  * state as the cluster has it), its history as history deliveries, oldest
@@ -107,6 +122,11 @@ struct broker_ops {
      * or RENAME comes back with the nick the cluster gave (a RENAME maybe
      * refused). Returns 0, or -1 when the broker cannot take it now. */
     int (*presence)(void *impl, const char *room, const struct broker_presence *p);
+    /* Reads room's state from the cluster: its roster, and up to limit
+     * messages after since; fn is called once, maybe later. Returns 0, 1
+     * when the broker keeps no state of its own (a single node: the hub has
+     * it all), or -1 when it cannot now. */
+    int (*room_state)(void *impl, const char *room, uint64_t since, size_t limit, broker_state_fn fn, void *arg);
     /* Asks every other node to close its members that k names (a single
      * node has none: nothing to do). Returns 0, or -1 when it cannot now. */
     int (*kick)(void *impl, const struct broker_kick *k);
@@ -138,6 +158,10 @@ int broker_publish(struct broker *b, const char *room, const struct broker_pub *
 
 /* Publishes a roster change through b (see broker_ops.presence). */
 int broker_presence(struct broker *b, const char *room, const struct broker_presence *p);
+
+/* See broker_ops.room_state. */
+int broker_room_state(struct broker *b, const char *room, uint64_t since, size_t limit, broker_state_fn fn,
+                      void *arg);
 
 /* Asks the other nodes to close the members k names (see broker_ops.kick). */
 int broker_kick(struct broker *b, const struct broker_kick *k);

@@ -72,6 +72,13 @@ int chat_disconnect_nick(struct chat *chat, const char *room, const char *nick, 
 int chat_post(struct chat *chat, const char *room, const char *nick, const char *text, size_t len,
               broker_numbered_fn done, void *arg);
 
+/* Reads room as the cluster has it (roster, and up to limit messages after
+ * since) through the broker; fn is called once, maybe later. Returns 0, 1
+ * when this node's hub holds it all (one node: read the hub), or -1 when it
+ * cannot now. */
+int chat_room_state(struct chat *chat, const char *room, uint64_t since, size_t limit, broker_state_fn fn,
+                    void *arg);
+
 /* The hub, for reading rooms, members and history; never to change them. */
 struct hub *chat_hub(const struct chat *chat);
 

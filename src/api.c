@@ -60,6 +60,10 @@ struct api_wait {
     uint8_t keep_alive;
     uint8_t handling;            /* still inside the request handler */
     uint8_t reported;            /* the broker has reported */
+    uint8_t messages;            /* a read: of the room's messages (else of its members) */
+    uint64_t since, limit;       /* a read of messages */
+    const char *late;            /* what the 504 says */
+    char room[HUB_ROOM_MAX + 1];
 };
 
 /* ---- answers ---- */
@@ -384,15 +388,9 @@ static size_t history_after(const struct hub_room *room, uint64_t since)
     return lo;
 }
 
-static void show_messages(struct api *a, struct conn *c, const struct http_request *req,
+static void show_messages(struct api *a, struct conn *c, uint64_t since, uint64_t limit,
                           const struct hub_room *room, int keep)
 {
-    uint64_t since, limit;
-    if (query_number(req, "since", 0, UINT64_MAX, 0, &since) < 0 ||
-        query_number(req, "limit", 1, LIST_MAX, LIST_DEFAULT, &limit) < 0) {
-        send_error(a, c, 400, "invalid_query", "since is a message seq, limit 1 to 1000", NULL, keep);
-        return;
-    }
     size_t count = hub_room_history_count(room), first = history_after(room, since);
     size_t end = count - first > limit ? first + (size_t)limit : count;
     /* Messages after since that the history no longer holds: a gap before the first. */
@@ -415,6 +413,110 @@ static void show_messages(struct api *a, struct conn *c, const struct http_reque
     out_raw(a, since < hub_room_seq(room) && oldest > since + 1 ? "true" : "false");
     out_raw(a, "}");
     send_json(a, c, 200, NULL, keep);
+}
+
+/* ---- the same, read from the cluster (a room this node does not follow) ---- */
+
+/* {"room":R,"count":K,"seq":S,"epoch":E,"members":[...]} or the messages
+ * after since, from the cluster's state st, as show_room and show_messages. */
+static void show_state(struct api *a, struct conn *c, const struct api_wait *w, const struct broker_room_state *st)
+{
+    out_begin(a);
+    out_raw(a, "{\"room\":");
+    out_cstring(a, w->room);
+    if (!w->messages) {
+        out_raw(a, ",\"count\":");
+        out_u64(a, st->nmembers);
+    }
+    out_raw(a, ",\"seq\":");
+    out_u64(a, st->seq);
+    out_raw(a, ",\"epoch\":");
+    out_cstring(a, st->epoch);
+    if (!w->messages) {
+        size_t shown = st->nmembers < MEMBERS_MAX ? st->nmembers : MEMBERS_MAX;
+        out_raw(a, ",\"members\":[");
+        for (size_t i = 0; i < shown; i++) {
+            out_raw(a, i ? ",{\"nick\":" : "{\"nick\":");
+            out_cstring(a, st->members[i].nick);
+            out_raw(a, ",\"user\":");
+            if (st->members[i].user)
+                out_cstring(a, st->members[i].user);
+            else
+                out_raw(a, "null");
+            out_raw(a, "}");
+        }
+        out_raw(a, shown < st->nmembers ? "],\"truncated\":true}" : "]}");
+        send_json(a, c, 200, NULL, w->keep_alive);
+        return;
+    }
+    size_t shown = st->nmessages < w->limit ? st->nmessages : (size_t)w->limit;
+    char tail[32];
+    out_raw(a, ",\"messages\":[");
+    for (size_t i = 0; i < shown; i++) {   /* each as members receive it: its JSON, then its seq */
+        if (i)
+            out_raw(a, ",");
+        a->out_failed |= buf_append(&a->out, st->messages[i].data, st->messages[i].len) < 0;
+        snprintf(tail, sizeof(tail), ",\"seq\":%llu}", (unsigned long long)st->messages[i].seq);
+        out_raw(a, tail);
+    }
+    out_raw(a, "],\"more\":");
+    out_raw(a, shown < st->nmessages ? "true" : "false");
+    out_raw(a, ",\"gap\":");
+    uint64_t first = st->nmessages ? st->messages[0].seq : st->oldest ? st->oldest : st->seq + 1;
+    out_raw(a, w->since < st->seq && first > w->since + 1 ? "true" : "false");
+    out_raw(a, "}");
+    send_json(a, c, 200, NULL, w->keep_alive);
+}
+
+/* The broker's answer to a read: answers whoever still waits. */
+static void state_read(void *arg, int status, const struct broker_room_state *st)
+{
+    struct api_wait *w = arg;
+    w->reported = 1;
+    if (w->c) {
+        if (status == 0)
+            show_state(w->api, w->c, w, st);
+        else if (status == 404)
+            send_error(w->api, w->c, 404, "room_not_found", "no such room in the cluster", NULL, w->keep_alive);
+        else
+            send_error(w->api, w->c, 503, "unavailable", "the cluster could not be read now: try again",
+                       "Retry-After: 1\r\n", w->keep_alive);
+        w->c = NULL;
+    }
+    if (!w->handling)
+        free(w);
+}
+
+/* Reads room from the cluster when the broker keeps state of its own (a
+ * cluster): answers now or later, and returns 1; returns 0 when the hub
+ * holds it all (one node) for the caller to answer. */
+static int read_cluster(struct api *a, struct conn *c, const char *room, int messages, uint64_t since,
+                        uint64_t limit, int keep)
+{
+    struct api_wait *w = malloc(sizeof(*w));
+    if (!w) {
+        send_error(a, c, 503, "unavailable", "out of memory", NULL, keep);
+        return 1;
+    }
+    *w = (struct api_wait){.api = a, .c = c, .keep_alive = (uint8_t)keep, .handling = 1,
+                           .messages = (uint8_t)messages, .since = since, .limit = limit,
+                           .late = "the cluster did not answer in time: try again"};
+    snprintf(w->room, sizeof(w->room), "%s", room);
+    int rc = chat_room_state(a->chat, room, since, messages ? (size_t)limit + 1 : 0, state_read, w);
+    w->handling = 0;
+    if (rc != 0) {
+        free(w);
+        if (rc > 0)
+            return 0;
+        send_error(a, c, 503, "unavailable", "the cluster could not be read now: try again", "Retry-After: 1\r\n",
+                   keep);
+        return 1;
+    }
+    if (w->reported)
+        free(w);
+    else
+        conn_http_defer(c, &a->ep, w, a->cfg.wait_ms);
+    return 1;
 }
 
 /* ---- POST /api/rooms/ROOM/messages ---- */
@@ -494,7 +596,8 @@ static void post_message(struct api *a, struct conn *c, const struct http_reques
         send_error(a, c, 503, "unavailable", "out of memory", NULL, keep);
         return;
     }
-    *w = (struct api_wait){.api = a, .c = c, .keep_alive = (uint8_t)keep, .handling = 1};
+    *w = (struct api_wait){.api = a, .c = c, .keep_alive = (uint8_t)keep, .handling = 1,
+                           .late = "the message was not numbered in time: it may still appear in the room"};
     int rc = chat_post(a->chat, room, post.nick, post.text, post.text_len, post_numbered, w);
     api_post_clear(&post);
     w->handling = 0;
@@ -520,13 +623,12 @@ static void api_gone(void *ctx, struct conn *c)
         w->c = NULL;
 }
 
-/* A post was not numbered in time: it may still be, later. */
+/* The broker did not answer in time (a post may still be numbered later). */
 static void api_expired(void *ctx, struct conn *c)
 {
     struct api_wait *w = conn_data(c);
     w->c = NULL;
-    send_error(ctx, c, 504, "timeout", "the message was not numbered in time: it may still appear in the room",
-               NULL, w->keep_alive);
+    send_error(ctx, c, 504, "timeout", w->late, NULL, w->keep_alive);
 }
 
 /* ---- POST /api/disconnect ---- */
@@ -617,11 +719,20 @@ static void room_paths(struct api *a, struct conn *c, const struct http_request 
             post_message(a, c, req, room, keep);
         return;
     }
+    uint64_t since = 0, limit = LIST_DEFAULT;
+    if (messages && (query_number(req, "since", 0, UINT64_MAX, 0, &since) < 0 ||
+                     query_number(req, "limit", 1, LIST_MAX, LIST_DEFAULT, &limit) < 0)) {
+        send_error(a, c, 400, "invalid_query", "since is a message seq, limit 1 to 1000", NULL, keep);
+        return;
+    }
     const struct hub_room *r = hub_find(chat_hub(a->chat), room);
+    int followed = r && hub_room_local(r) > 0;   /* here the hub's roster and history are the cluster's */
+    if (!followed && read_cluster(a, c, room, messages, since, limit, keep))
+        return;
     if (!r)
         send_error(a, c, 404, "room_not_found", "no such room: it has no members and no history here", NULL, keep);
     else if (messages)
-        show_messages(a, c, req, r, keep);
+        show_messages(a, c, since, limit, r, keep);
     else
         show_room(a, c, r, keep);
 }

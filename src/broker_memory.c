@@ -27,6 +27,13 @@ static int memory_presence(void *impl, const char *room, const struct broker_pre
     return 0;
 }
 
+static int memory_room_state(void *impl, const char *room, uint64_t since, size_t limit, broker_state_fn fn,
+                             void *arg)
+{
+    (void)impl, (void)room, (void)since, (void)limit, (void)fn, (void)arg;
+    return 1;   /* the hub holds every room there is */
+}
+
 static int memory_kick(void *impl, const struct broker_kick *k)
 {
     (void)impl;
@@ -69,6 +76,7 @@ static const struct broker_ops memory_ops = {
     .publish = memory_publish,
     .presence = memory_presence,
     .kick = memory_kick,
+    .room_state = memory_room_state,
     .room_open = memory_room_open,
     .room_close = memory_room_close,
     .available = memory_available,
@@ -94,6 +102,12 @@ int broker_publish(struct broker *b, const char *room, const struct broker_pub *
 int broker_presence(struct broker *b, const char *room, const struct broker_presence *p)
 {
     return b->ops->presence(b->impl, room, p);
+}
+
+int broker_room_state(struct broker *b, const char *room, uint64_t since, size_t limit, broker_state_fn fn,
+                      void *arg)
+{
+    return b->ops->room_state(b->impl, room, since, limit, fn, arg);
 }
 
 int broker_kick(struct broker *b, const struct broker_kick *k)

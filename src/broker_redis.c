@@ -75,7 +75,7 @@ struct redis_broker {
     char node_id[128];
     struct broker_handler h;
     struct redis_link *cmd, *sub;
-    struct redis_script publish, sync, presence, node;
+    struct redis_script publish, sync, presence, node, state;
     struct loop_timer heartbeat;
     int registered;              /* a heartbeat of this node reached Redis */
     struct rroom *buckets[1024];
@@ -462,6 +462,7 @@ static void on_state(struct redis_link *l, int up, const char *reason, void *ctx
         redis_link_script_load(rb->cmd, &rb->sync, NULL, NULL);
         redis_link_script_load(rb->cmd, &rb->presence, NULL, NULL);
         redis_link_script_load(rb->cmd, &rb->node, NULL, NULL);
+        redis_link_script_load(rb->cmd, &rb->state, NULL, NULL);
         send_heartbeat(rb);
     }
     if (up && links_up(rb))
@@ -676,6 +677,101 @@ static int redis_presence(void *impl, const char *room, const struct broker_pres
     return 0;
 }
 
+/* ---- a room's state for the application ---- */
+
+struct state_call {
+    struct redis_broker *rb;
+    broker_state_fn fn;
+    void *arg;
+};
+
+/* Hands a STATE reply to its caller: the roster's users split out of their
+ * values, the stream entries as numbered messages. */
+static void state_reply(const redisReply *rep, struct state_call *sc)
+{
+    const redisReply *ents = rep->element[2], *all = rep->element[3], *first = rep->element[4];
+    size_t nm = all->elements / 2, k = 0, j = 0;
+    struct broker_presence *m = calloc(nm ? nm : 1, sizeof(*m));
+    struct broker_pub *msgs = calloc(ents->elements ? ents->elements : 1, sizeof(*msgs));
+    if (!m || !msgs) {
+        free(m);
+        free(msgs);
+        sc->fn(sc->arg, 503, NULL);
+        return;
+    }
+    for (size_t i = 0; i < nm; i++) {
+        const redisReply *nick = all->element[2 * i], *v = all->element[2 * i + 1];
+        if (nick->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
+            continue;
+        /* NODE US ID US GUESS US USER: the user is after the third US, in place */
+        char *u = v->str;
+        for (int f = 0; f < 3 && u; f++) {
+            u = memchr(u, '\x1f', v->len - (size_t)(u - v->str));
+            u = u ? u + 1 : NULL;
+        }
+        m[k++] = (struct broker_presence){.kind = BROKER_JOIN, .nick = nick->str, .user = u && *u ? u : NULL};
+    }
+    for (size_t i = 0; i < ents->elements; i++) {
+        uint64_t seq = entry_seq(ents->element[i]);
+        const redisReply *d = seq ? entry_data(ents->element[i]) : NULL;
+        if (d)
+            msgs[j++] = (struct broker_pub){.kind = BROKER_MESSAGE, .seq = seq, .history = 1,
+                                            .data = (const uint8_t *)d->str, .len = d->len};
+    }
+    struct broker_room_state st = {.epoch = rep->element[1]->str, .seq = strtoull(rep->element[0]->str, NULL, 10),
+                                   .members = m, .nmembers = k, .messages = msgs, .nmessages = j,
+                                   .oldest = first->elements ? entry_seq(first->element[0]) : 0};
+    sc->fn(sc->arg, 0, &st);
+    free(m);
+    free(msgs);
+}
+
+static void on_room_state(struct redis_link *l, struct redisReply *rep, void *privdata)
+{
+    (void)l;
+    struct state_call *sc = privdata;
+    if (rep && rep->type == REDIS_REPLY_INTEGER)
+        sc->fn(sc->arg, 404, NULL);
+    else if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 5 &&
+             rep->element[0]->type == REDIS_REPLY_STRING && rep->element[1]->type == REDIS_REPLY_STRING &&
+             rep->element[2]->type == REDIS_REPLY_ARRAY && rep->element[3]->type == REDIS_REPLY_ARRAY &&
+             rep->element[4]->type == REDIS_REPLY_ARRAY)
+        state_reply(rep, sc);
+    else
+        sc->fn(sc->arg, 503, NULL);
+    free(sc);
+}
+
+static int redis_room_state(void *impl, const char *room, uint64_t since, size_t limit, broker_state_fn fn,
+                            void *arg)
+{
+    struct redis_broker *rb = impl;
+    char keys[4][200], from[24], count[24];
+    static const char *const what[] = {"seq", "epoch", "stream", "members"};
+    const char *argv[6];
+    size_t lens[6];
+    for (int i = 0; i < 4; i++) {
+        argv[i] = keys[i];
+        if (!(lens[i] = room_key(rb, room, what[i], keys[i], sizeof(keys[i]))))
+            return -1;
+    }
+    snprintf(from, sizeof(from), "%llu", (unsigned long long)since);
+    snprintf(count, sizeof(count), "%zu", limit);
+    argv[4] = from;
+    argv[5] = count;
+    lens[4] = strlen(from);
+    lens[5] = strlen(count);
+    struct state_call *sc = malloc(sizeof(*sc));
+    if (!sc)
+        return -1;
+    *sc = (struct state_call){.rb = rb, .fn = fn, .arg = arg};
+    if (redis_link_evalsha(rb->cmd, &rb->state, on_room_state, sc, 4, 6, argv, lens) < 0) {
+        free(sc);
+        return -1;
+    }
+    return 0;
+}
+
 static int redis_kick(void *impl, const struct broker_kick *k)
 {
     struct redis_broker *rb = impl;
@@ -845,6 +941,7 @@ static const struct broker_ops redis_ops = {
     .publish = redis_publish,
     .presence = redis_presence,
     .kick = redis_kick,
+    .room_state = redis_room_state,
     .room_open = redis_room_open,
     .room_close = redis_room_close,
     .available = redis_available,
@@ -870,6 +967,7 @@ int broker_redis_init(struct broker *b, const struct broker_handler *h, const st
     redis_script_init(&rb->sync, BROKER_REDIS_SYNC_LUA);
     redis_script_init(&rb->presence, BROKER_REDIS_PRESENCE_LUA);
     redis_script_init(&rb->node, BROKER_REDIS_NODE_LUA);
+    redis_script_init(&rb->state, BROKER_REDIS_STATE_LUA);
     if (rb->cfg.node_timeout_ms < 1000)
         rb->cfg.node_timeout_ms = 1000;
     struct redis_link_callbacks cbs = {.state = on_state, .message = on_message};

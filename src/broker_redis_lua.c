@@ -157,3 +157,16 @@ const char BROKER_REDIS_SYNC_LUA[] =
     "  entries = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', ARGV[1])\n"
     "end\n"
     "return {seq, epoch, entries, redis.call('GET', KEYS[5]) or '0', redis.call('HGETALL', KEYS[4])}\n";
+
+/* A room's state for the application, read only: {seq, epoch, up to ARGV[2]
+ * stream entries after ARGV[1], roster (HGETALL), the oldest entry}, or 0
+ * when the room has no epoch (no such room). */
+const char BROKER_REDIS_STATE_LUA[] =
+    "local epoch = redis.call('GET', KEYS[2])\n"
+    "if not epoch then return 0 end\n"
+    "local entries = {}\n"
+    "if tonumber(ARGV[2]) > 0 then\n"
+    "  entries = redis.call('XRANGE', KEYS[3], '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])\n"
+    "end\n"
+    "return {redis.call('GET', KEYS[1]) or '0', epoch, entries, redis.call('HGETALL', KEYS[4]),\n"
+    "        redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)}\n";

@@ -1441,6 +1441,12 @@ int chat_post(struct chat *chat, const char *room, const char *nick, const char 
     return broker_publish(&chat->broker, room, &p);
 }
 
+int chat_room_state(struct chat *chat, const char *room, uint64_t since, size_t limit, broker_state_fn fn,
+                    void *arg)
+{
+    return broker_room_state(&chat->broker, room, since, limit, fn, arg);
+}
+
 struct hub *chat_hub(const struct chat *chat)
 {
     return chat->hub;

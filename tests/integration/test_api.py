@@ -595,3 +595,31 @@ def test_cluster_post_waits_times_out_and_survives_a_gone_client(start_server, r
         time.sleep(0.2)
     assert st == 200 and r["seq"] >= 1, r
     assert a.alive()
+
+
+def test_cluster_reads_a_room_this_node_does_not_follow(start_server, redis_server, key_file):
+    """Node A has no member in the room: its reads come from the cluster (the
+    roster and the stream in Redis), as node B's do."""
+    a, b = cluster(start_server, redis_server, key_file, 2)
+
+    from test_cluster import messages, welcome_of
+
+    async def go():
+        ws, welcome = await welcome_of(b, "far", "bob")
+        wz, _ = await welcome_of(b, "far", "zed")
+        for t in ("one", "two", "three"):
+            await ws.send(t)
+        assert [t for _, t in await messages(ws, 3)] == ["one", "two", "three"]
+        st, _, r = call(a, "GET", "/api/rooms/far")
+        assert st == 200, r
+        assert sorted((m["nick"], m["user"]) for m in r["members"]) == [("bob", None), ("zed", None)], r
+        assert r["count"] == 2 and r["seq"] == 3 and r["epoch"] == welcome["epoch"], r
+        st, _, r = call(a, "GET", "/api/rooms/far/messages?since=1&limit=1")
+        assert st == 200 and [(m["seq"], m["text"], m["nick"]) for m in r["messages"]] == [(2, "two", "bob")], r
+        assert r["more"] is True and r["gap"] is False and r["seq"] == 3, r
+        st, _, r2 = call(b, "GET", "/api/rooms/far/messages?since=1&limit=1")
+        assert r2["messages"] == r["messages"], (r, r2)      # the same events as the node that follows it
+        st, _, r = call(a, "GET", "/api/rooms/nowhere")
+        assert st == 404 and r["error"]["code"] == "room_not_found", r
+        await close_all(ws, wz)
+    run(go())
