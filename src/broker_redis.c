@@ -900,8 +900,8 @@ static void redis_metrics(void *impl, struct metrics *m)
                   "Publications sent to Redis.", rb->pubs_out);
     metrics_value(m, "redis_publications_in", "wshub_redis_publications_in_total", METRICS_COUNTER,
                   "Publications received from Redis.", rb->pubs_in);
-    metrics_value(m, "redis_rtt_us", "wshub_redis_rtt_microseconds", METRICS_GAUGE,
-                  "Smoothed round trip to Redis.", cs.rtt_smoothed_us);
+    metrics_value(m, "redis_rtt_us", "wshub_redis_rtt_microseconds", METRICS_LEVEL,
+                  "Smoothed round trip to Redis (over workers: the slowest).", cs.rtt_smoothed_us);
     metrics_value(m, "redis_gaps_repaired", "wshub_redis_gaps_repaired_total", METRICS_COUNTER,
                   "Gaps in a room's numbering filled from its stream.", rb->gaps);
     metrics_value(m, "redis_gaps_unrepairable", "wshub_redis_gaps_unrepairable_total", METRICS_COUNTER,
