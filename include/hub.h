@@ -110,7 +110,14 @@ const char *hub_roster_user(const struct hub_member *m);
 int hub_roster_remove(struct hub *h, struct hub_room *room, const char *nick);
 int hub_roster_rename(struct hub *h, struct hub_room *room, const char *old, const char *nick);
 
-/* Removes every entry the hub owns from room's roster. */
+/* Counts one more member elsewhere in room without keeping an entry for it
+ * (a big room's roster is kept only up to a bound), and one less: 0, or -1
+ * when none is counted; how many are counted so. */
+void hub_roster_count(struct hub_room *room);
+int hub_roster_uncount(struct hub_room *room);
+size_t hub_room_unlisted(const struct hub_room *room);
+
+/* Removes every entry the hub owns from room's roster, and the counted ones. */
 void hub_roster_clear(struct hub *h, struct hub_room *room);
 
 /* The local member of room called nick (pending or not), or NULL. */
@@ -150,7 +157,7 @@ size_t hub_history_bytes(const struct hub *h);
 const char *hub_room_name(const struct hub_room *room);
 
 /* Number of members in the room's roster (on every node; cut ones
- * included, pending ones not). */
+ * included, pending ones not; counted ones too). */
 size_t hub_room_count(const struct hub_room *room);
 
 /* Number of entries in the room's member array: the roster and pending members. */

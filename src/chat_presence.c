@@ -222,6 +222,19 @@ static struct chat_client *joiner(struct chat *chat, struct hub_room *room, uint
     return j && j->cl->member.room == room && j->cl->member.pending ? j->cl : NULL;
 }
 
+/* Adds a member elsewhere to room's roster: an entry while the room's
+ * entries are within the presence limit (what a welcome can list), past it
+ * only counted, so a node's memory follows its own members, not the
+ * cluster's. Returns 0, or -1 if out of memory. */
+static int roster_add(struct chat *chat, struct hub_room *room, const char *nick, const char *user)
+{
+    if (chat->cfg.presence_limit && hub_room_entries(room) >= chat->cfg.presence_limit) {
+        hub_roster_count(room);
+        return 0;
+    }
+    return hub_roster_add(chat->hub, room, nick, user);
+}
+
 static void presence_join(struct chat *chat, struct hub_room *room, const struct broker_presence *p)
 {
     struct chat_client *cl = p->mine && p->id ? joiner(chat, room, p->id) : NULL;
@@ -240,7 +253,7 @@ static void presence_join(struct chat *chat, struct hub_room *room, const struct
         hub_set_pending(&cl->member, 0);
         if (hub_room_ready(room))
             welcome_joined(chat, cl);
-    } else if (hub_roster_add(chat->hub, room, p->nick, p->user) < 0) {
+    } else if (roster_add(chat, room, p->nick, p->user) < 0) {
         event_failed(chat);
         return;
     }
@@ -280,7 +293,7 @@ void chat_presence(void *ctx, const char *name, const struct broker_presence *p)
         presence_rename(chat, room, p);
         break;
     case BROKER_LEAVE:
-        if (hub_roster_remove(chat->hub, room, p->nick) == 0)
+        if (hub_roster_remove(chat->hub, room, p->nick) == 0 || hub_roster_uncount(room) == 0)
             presence_event(chat, room, "leave", p->nick, p, hub_room_count(room) + 1);
         break;
     }
@@ -302,7 +315,7 @@ void chat_roster(void *ctx, const char *name, const struct broker_presence *e, s
         ((struct hub_member *)hub_room_member(room, i))->tag &= (uint8_t)~TAG_SEEN;
     for (size_t i = 0; i < n; i++) {
         if (!e[i].mine) {
-            if (hub_roster_add(chat->hub, room, e[i].nick, e[i].user) < 0)
+            if (roster_add(chat, room, e[i].nick, e[i].user) < 0)
                 event_failed(chat);
             continue;
         }

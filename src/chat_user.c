@@ -199,8 +199,8 @@ static int kick_elsewhere(struct chat *chat, const char *room, const char *nick,
 {
     struct hub_room *r = hub_find(chat->hub, room);
     struct hub_member *m = r ? hub_member_find(chat->hub, r, nick) : NULL;
-    if (!m || m->sink)
-        return 0;
+    if (m ? m->sink != NULL : !r || !hub_room_unlisted(r))
+        return 0;   /* here, or nobody elsewhere that could be called nick */
     char why[WS_MAX_CONTROL_PAYLOAD];
     snprintf(why, sizeof(why), "%.*s", (int)(reason_len < sizeof(why) ? reason_len : sizeof(why) - 1), reason);
     struct broker_kick k = {.room = room, .nick = nick, .reason = why, .by = by, .by_user = by_user};

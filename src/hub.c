@@ -384,8 +384,27 @@ int hub_roster_rename(struct hub *h, struct hub_room *r, const char *old, const 
     return 0;
 }
 
+void hub_roster_count(struct hub_room *r)
+{
+    r->unlisted++;
+}
+
+int hub_roster_uncount(struct hub_room *r)
+{
+    if (!r->unlisted)
+        return -1;
+    r->unlisted--;
+    return 0;
+}
+
+size_t hub_room_unlisted(const struct hub_room *r)
+{
+    return r->unlisted;
+}
+
 void hub_roster_clear(struct hub *h, struct hub_room *r)
 {
+    r->unlisted = 0;
     if (r->count == r->nlocal)
         return;
     while (r->count > r->nlocal)
@@ -450,7 +469,7 @@ const char *hub_room_name(const struct hub_room *room)
 
 size_t hub_room_count(const struct hub_room *room)
 {
-    return room->count - room->npending;
+    return room->count - room->npending + room->unlisted;
 }
 
 size_t hub_room_entries(const struct hub_room *room)

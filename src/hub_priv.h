@@ -44,6 +44,7 @@ struct hub_room {
     struct link recent;                   /* on hub.recent while it has history */
     struct hub_member **members;          /* local members first, then the roster's other entries */
     uint32_t count, cap, nlocal, npending;
+    uint32_t unlisted;                    /* members elsewhere counted, not kept (past the listing bound) */
     struct hub_member **nicks;            /* nick index: nick_chains chains, NULL while empty */
     struct suffix **suffixes;             /* nick_chains chains of counters, NULL when none */
     uint32_t nick_chains, nsuffixes;

@@ -416,3 +416,33 @@ def test_a_joiner_gets_its_welcome_then_its_own_join(start_server, redis_server)
             kept.append(ws)
         await close_all(*kept)
     run(go())
+
+
+def test_a_big_room_is_counted_not_copied(start_server, redis_server):
+    """Past --presence-limit a node keeps entries only up to the limit for
+    the members elsewhere and counts the rest: counts stay right as members
+    come and go, and the list a welcome or /who gives is the limit's."""
+    a, b = nodes(start_server, redis_server, 2, "--presence-limit", "3")
+
+    async def who(ws):
+        await ws.send("/who")
+        return await until_event(ws, "members")
+
+    async def go():
+        x, _ = await welcome_of(a, "big", "x")
+        others = [(await welcome_of(b, "big", "b%d" % i))[0] for i in range(5)]
+        deadline = time.monotonic() + 10
+        while (e := await who(x))["count"] != 6:
+            assert time.monotonic() < deadline, e
+            await asyncio.sleep(0.05)
+        assert len(e["members"]) == 3 and "x" in e["members"], e
+        z, w = await welcome_of(a, "big", "z")
+        assert w["count"] == 7 and len(w["members"]) == 3, w
+        await close_all(*others)
+        deadline = time.monotonic() + 10
+        while (e := await who(x))["count"] != 2:
+            assert time.monotonic() < deadline, e
+            await asyncio.sleep(0.05)
+        assert sorted(e["members"]) == ["x", "z"], e
+        await close_all(x, z)
+    run(go())

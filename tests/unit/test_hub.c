@@ -1719,6 +1719,27 @@ START_TEST(leave_keep_holds_the_nick_until_removed)
 }
 END_TEST
 
+START_TEST(roster_counts_without_entries)
+{
+    hub_setup(10, 16, 0, 1 << 20);
+    struct tsink a = {0};
+    struct hub_room *r = join(&a, "ct", "alice");
+    ck_assert_int_eq(hub_roster_uncount(r), -1);   /* none counted */
+    hub_roster_count(r);
+    hub_roster_count(r);
+    ck_assert_uint_eq(hub_room_count(r), 3);
+    ck_assert_uint_eq(hub_room_entries(r), 1);    /* no entry for them */
+    ck_assert_uint_eq(hub_room_unlisted(r), 2);
+    ck_assert_int_eq(hub_roster_uncount(r), 0);
+    ck_assert_uint_eq(hub_room_count(r), 2);
+    hub_roster_clear(T.h, r);
+    ck_assert_uint_eq(hub_room_count(r), 1);
+    ck_assert_uint_eq(hub_room_unlisted(r), 0);
+    hub_leave(T.h, &a.m);
+    hub_free(T.h);
+}
+END_TEST
+
 static Suite *hub_suite(void)
 {
     Suite *s = suite_create("hub");
@@ -1793,6 +1814,7 @@ static Suite *hub_suite(void)
     tcase_add_test(ro, roster_entries_count_but_get_nothing);
     tcase_add_test(ro, pending_member_is_not_counted_or_sent_to);
     tcase_add_test(ro, leave_keep_holds_the_nick_until_removed);
+    tcase_add_test(ro, roster_counts_without_entries);
     suite_add_tcase(s, ro);
     return s;
 }
