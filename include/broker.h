@@ -105,9 +105,10 @@ struct broker_handler {
     void (*ready)(void *ctx, const char *room);
     /* A roster change in the room's order (for a RENAME of mine, maybe refused). */
     void (*presence)(void *ctx, const char *room, const struct broker_presence *p);
-    /* The room's whole roster as the cluster has it (after restart, before
-     * ready): n entries; a cluster broker only. */
-    void (*roster)(void *ctx, const char *room, const struct broker_presence *entries, size_t n);
+    /* The room's roster as the cluster has it (after restart, before ready):
+     * n entries of total members (the entries may leave some out, never
+     * this node's own); a cluster broker only. */
+    void (*roster)(void *ctx, const char *room, const struct broker_presence *entries, size_t n, size_t total);
     /* Another node asks this one to close its members that k names. */
     void (*kick)(void *ctx, const struct broker_kick *k);
 };

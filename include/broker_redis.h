@@ -24,6 +24,7 @@ struct broker_redis_config {
     const char *node_id;         /* this node's name, for logs */
     uint64_t history;            /* messages kept per room in its stream (0 = none) */
     unsigned history_ttl;        /* seconds an idle room's keys live; 0 = for ever */
+    uint64_t roster_max;         /* roster entries a sync reads past which it samples (0: all) */
     uint64_t node_timeout_ms;    /* a node silent this long is dead: its members leave (at least 1000) */
 };
 

@@ -284,7 +284,7 @@ static const redisReply *entry_data(const redisReply *e)
 }
 
 /* Hands the roster of a sync reply (HGETALL: nick, value, ...) to the handler. */
-static void deliver_roster(struct redis_broker *rb, struct rroom *r, const redisReply *all)
+static void deliver_roster(struct redis_broker *rb, struct rroom *r, const redisReply *all, size_t total)
 {
     size_t n = all->elements / 2, k = 0;
     struct broker_presence *e = calloc(n ? n : 1, sizeof(*e));
@@ -312,7 +312,7 @@ static void deliver_roster(struct redis_broker *rb, struct rroom *r, const redis
         k++;
     }
     if (e && bufs)
-        rb->h.roster(rb->h.ctx, r->name, e, k);
+        rb->h.roster(rb->h.ctx, r->name, e, k, total);
     for (size_t i = 0; bufs && i < k; i++)
         free(bufs[i]);
     free(bufs);
@@ -334,7 +334,7 @@ static void apply_sync(struct redis_broker *rb, struct rroom *r, const redisRepl
         rb->h.restart(rb->h.ctx, r->name, r->epoch, seq);
         r->known = 1;
     }
-    deliver_roster(rb, r, rep->element[4]);
+    deliver_roster(rb, r, rep->element[4], (size_t)rep->element[5]->integer);
     r->plast = strtoull(rep->element[3]->str, NULL, 10);
     uint64_t from = restart ? 0 : r->last;
     if (!restart && ents->elements && entry_seq(ents->element[ents->elements - 1]) > from + 1 && seq > from)
@@ -359,9 +359,10 @@ static void on_sync(struct redis_link *l, struct redisReply *rep, void *privdata
     if (!r)
         return;   /* closed meanwhile */
     r->syncing = 0;
-    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 5 || rep->element[0]->type != REDIS_REPLY_STRING ||
+    if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 6 || rep->element[0]->type != REDIS_REPLY_STRING ||
         rep->element[1]->type != REDIS_REPLY_STRING || rep->element[2]->type != REDIS_REPLY_ARRAY ||
-        rep->element[3]->type != REDIS_REPLY_STRING || rep->element[4]->type != REDIS_REPLY_ARRAY) {
+        rep->element[3]->type != REDIS_REPLY_STRING || rep->element[4]->type != REDIS_REPLY_ARRAY ||
+        rep->element[5]->type != REDIS_REPLY_INTEGER) {
         if (rep)
             log_msg(LOG_WARN, "redis sync failed room=%s error=\"%.*s\"", r->name,
                     rep->type == REDIS_REPLY_ERROR ? (int)rep->len : 0, rep->type == REDIS_REPLY_ERROR ? rep->str : "");
@@ -398,8 +399,12 @@ static void start_sync(struct redis_broker *rb, struct rroom *r)
     new_epoch(rb, epoch);
     snprintf(last, sizeof(last), "%llu", (unsigned long long)r->last);
     const char *known = r->known ? r->epoch : "";
-    const char *argv[] = {kseq, kepoch, kstream, kmembers, kpseq, count, epoch, ttl, known, last};
-    size_t lens[] = {n1, n2, n3, n4, n5, strlen(count), strlen(epoch), strlen(ttl), strlen(known), strlen(last)};
+    char knode[300], rmax[24];
+    int n6 = snprintf(knode, sizeof(knode), "%s:node:%s", rb->prefix, rb->node_id);
+    snprintf(rmax, sizeof(rmax), "%llu", (unsigned long long)rb->cfg.roster_max);
+    const char *argv[] = {kseq, kepoch, kstream, kmembers, kpseq, knode, count, epoch, ttl, known, last, rmax, r->name};
+    size_t lens[] = {n1, n2, n3, n4, n5, n6 > 0 && (size_t)n6 < sizeof(knode) ? (size_t)n6 : 0, strlen(count),
+                     strlen(epoch), strlen(ttl), strlen(known), strlen(last), strlen(rmax), strlen(r->name)};
     void **priv = malloc(2 * sizeof(void *));
     char *name = strdup(r->name);
     r->state = SYNCING;
@@ -411,7 +416,7 @@ static void start_sync(struct redis_broker *rb, struct rroom *r)
     }
     priv[0] = rb;
     priv[1] = name;
-    if (redis_link_evalsha(rb->cmd, &rb->sync, on_sync, priv, 5, 10, argv, lens) < 0) {
+    if (redis_link_evalsha(rb->cmd, &rb->sync, on_sync, priv, 6, 13, argv, lens) < 0) {
         free(name);
         free(priv);
         r->state = SUBSCRIBING;   /* the link is down: caught up when it is back */

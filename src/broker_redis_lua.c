@@ -136,7 +136,10 @@ const char BROKER_REDIS_NODE_LUA[] =
     "return {was and 1 or 0, gone}\n";
 
 /* A room's state: {last seq, epoch, newest ARGV[1] stream entries (newest
- * first), last roster change number, roster (HGETALL)}. A counter behind what this node delivered in the same epoch (a
+ * first), last roster change number, roster, roster size}. The roster is
+ * whole up to ARGV[6] entries (0: always); past that, ARGV[6] entries at
+ * random and every entry of this node (its P:node:N hash, KEYS[6], fields
+ * ARGV[7] US NICK), so a big room costs a sync what a welcome can list. A counter behind what this node delivered in the same epoch (a
  * Redis that lost its last writes) is moved forward, so numbers are never
  * given twice. */
 const char BROKER_REDIS_SYNC_LUA[] =
@@ -156,7 +159,27 @@ const char BROKER_REDIS_SYNC_LUA[] =
     "if tonumber(ARGV[1]) > 0 then\n"
     "  entries = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', ARGV[1])\n"
     "end\n"
-    "return {seq, epoch, entries, redis.call('GET', KEYS[5]) or '0', redis.call('HGETALL', KEYS[4])}\n";
+    "local total = redis.call('HLEN', KEYS[4])\n"
+    "local roster\n"
+    "if tonumber(ARGV[6]) == 0 or total <= tonumber(ARGV[6]) then\n"
+    "  roster = redis.call('HGETALL', KEYS[4])\n"
+    "else\n"
+    "  roster = redis.call('HRANDFIELD', KEYS[4], ARGV[6], 'WITHVALUES')\n"
+    "  local cursor = '0'\n"
+    "  repeat\n"
+    "    local r = redis.call('HSCAN', KEYS[6], cursor, 'MATCH', ARGV[7] .. '\\31*', 'COUNT', 1000)\n"
+    "    cursor = r[1]\n"
+    "    for i = 1, #r[2], 2 do\n"
+    "      local nick = string.sub(r[2][i], #ARGV[7] + 2)\n"
+    "      local v = redis.call('HGET', KEYS[4], nick)\n"
+    "      if v then\n"
+    "        table.insert(roster, nick)\n"
+    "        table.insert(roster, v)\n"
+    "      end\n"
+    "    end\n"
+    "  until cursor == '0'\n"
+    "end\n"
+    "return {seq, epoch, entries, redis.call('GET', KEYS[5]) or '0', roster, total}\n";
 
 /* A room's state for the application, read only: {seq, epoch, up to ARGV[2]
  * stream entries after ARGV[1], roster (HGETALL), the oldest entry}, or 0

@@ -293,7 +293,7 @@ void chat_presence(void *ctx, const char *name, const struct broker_presence *p)
         presence_rename(chat, room, p);
         break;
     case BROKER_LEAVE:
-        if (hub_roster_remove(chat->hub, room, p->nick) == 0 || hub_roster_uncount(room) == 0)
+        if (hub_roster_remove(chat->hub, room, p->nick) == 0 || (!p->refused && hub_roster_uncount(room) == 0))
             presence_event(chat, room, "leave", p->nick, p, hub_room_count(room) + 1);
         break;
     }
@@ -304,7 +304,7 @@ void chat_presence(void *ctx, const char *name, const struct broker_presence *p)
  * the snapshot already holds is settled, welcomed at ready); an entry of
  * this node with no member here is stale and leaves; a member here the
  * cluster lost (its data, or this node timed out) joins again. */
-void chat_roster(void *ctx, const char *name, const struct broker_presence *e, size_t n)
+void chat_roster(void *ctx, const char *name, const struct broker_presence *e, size_t n, size_t total)
 {
     struct chat *chat = ctx;
     struct hub_room *room = hub_find(chat->hub, name);
@@ -340,6 +340,8 @@ void chat_roster(void *ctx, const char *name, const struct broker_presence *e, s
                                         .user = chat_member_user(m)};
         broker_presence(&chat->broker, name, &again);
     }
+    for (size_t have = hub_room_count(room); have < total; have++)
+        hub_roster_count(room);   /* the members the entries left out */
 }
 
 /* The member leaves the hub at once; it leaves the roster when its leave

@@ -210,7 +210,7 @@ void chat_presence(void *ctx, const char *name, const struct broker_presence *p)
  * the snapshot already holds is settled, welcomed at ready); an entry of
  * this node with no member here is stale and leaves; a member here the
  * cluster lost (its data, or this node timed out) joins again. */
-void chat_roster(void *ctx, const char *name, const struct broker_presence *e, size_t n);
+void chat_roster(void *ctx, const char *name, const struct broker_presence *e, size_t n, size_t total);
 
 /* The member leaves the hub at once; it leaves the roster when its leave
  * comes back in the room's order (at once on a single node). Told even when

@@ -347,6 +347,7 @@ static int serve(const struct setup *st, struct tls_ctx *tls, const struct worke
         .loop = loop, .url = st->redis_url, .prefix = cfg->redis_prefix, .node_id = node_id,
         .history = cfg->history, .history_ttl = cfg->history_ttl,
         .node_timeout_ms = (uint64_t)cfg->node_timeout * 1000u,
+        .roster_max = cfg->presence_limit,
     };
     struct chat *chat = !loop ? NULL
                         : cfg->redis[0] ? chat_new(&chat_cfg, redis_broker, &redis_cfg)

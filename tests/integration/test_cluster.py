@@ -429,8 +429,9 @@ def test_a_big_room_is_counted_not_copied(start_server, redis_server):
         return await until_event(ws, "members")
 
     async def go():
-        x, _ = await welcome_of(a, "big", "x")
         others = [(await welcome_of(b, "big", "b%d" % i))[0] for i in range(5)]
+        x, w = await welcome_of(a, "big", "x")   # A follows the room from here: its sync samples the roster
+        assert w["count"] == 6 and len(w["members"]) == 3 and "x" in w["members"], w
         deadline = time.monotonic() + 10
         while (e := await who(x))["count"] != 6:
             assert time.monotonic() < deadline, e
