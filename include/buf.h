@@ -29,15 +29,43 @@ void buf_consume(struct buf *b, size_t n);
 /* Frees the memory and leaves an empty buffer. */
 void buf_free(struct buf *b);
 
+/* Blocks from per-size-class free lists: sizes up to BUF_CLASS_MAX are
+ * rounded up to one of four classes per power of two and a freed block is
+ * kept for the next request of its class, so a message's buffers cost no
+ * trip through malloc in steady state. A class keeps at most
+ * BUF_CACHE_CLASS_MAX bytes and all classes together BUF_CACHE_MAX; what is
+ * freed beyond that goes back to malloc, so a burst leaves little behind.
+ * Larger blocks are plain malloc. Under AddressSanitizer nothing is kept,
+ * so a use after free is caught. One thread per process: the lists are
+ * process-wide and unlocked. */
+#define BUF_CLASS_MAX (64u * 1024u)
+#define BUF_CACHE_CLASS_MAX (256u * 1024u)
+#define BUF_CACHE_MAX (2u * 1024u * 1024u)
+
+/* The size a request of n bytes really gets (its class, or n above BUF_CLASS_MAX). */
+size_t buf_block_size(size_t n);
+
+/* A block of at least n bytes (buf_block_size(n)), or NULL when out of memory. */
+void *buf_block_alloc(size_t n);
+
+/* Returns a block; n must be the size it was asked for (or its block size). NULL is ignored. */
+void buf_block_free(void *p, size_t n);
+
+/* Bytes the free lists hold now. */
+size_t buf_cache_bytes(void);
+
 /* A shared buffer: encoded once, queued on many connections, freed by the last
- * unref. `len` bytes of `data` are valid. */
+ * unref. `len` bytes of `data` are valid; `cap` bytes are there (its block's
+ * rounding), which only the buffer's single owner may fill, before sharing it. */
 struct sbuf {
     uint32_t refs;
     uint32_t len;
+    uint32_t cap;
     uint8_t data[];
 };
 
-/* Allocates a shared buffer of `len` bytes with one reference. NULL if out of memory. */
+/* Allocates a shared buffer of `len` bytes (cap >= len) with one reference,
+ * from the free lists. NULL if out of memory. */
 struct sbuf *sbuf_new(size_t len);
 
 /* Takes one more reference and returns s. */

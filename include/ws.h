@@ -135,7 +135,8 @@ size_t ws_header_len(uint64_t len);
 size_t ws_encode_close_payload(uint8_t *out, uint16_t code, const char *reason);
 
 /* Unmasks (or masks) n bytes in place with the 4-byte key, starting at key
- * offset pos; works a machine word at a time. Returns the next key offset. */
+ * offset pos; works 64, 16 and 8 bytes at a time at any alignment, with the
+ * key rotated to pos. Returns the next key offset. */
 unsigned ws_mask(uint8_t *data, size_t n, const uint8_t key[4], unsigned pos);
 
 #endif

@@ -1,8 +1,8 @@
 /* outq: ordered output queue of shared-frame references, private coalescing
- * buffers and files, kept in a ring that is freed whenever it empties. Pure:
- * it offers iovecs and file ranges and is told what was written; it never
- * reads or writes a socket, and closing the files it owns is its only system
- * call. A file is sent by the caller (sendfile), never read into memory here. */
+ * buffers and files, kept in a ring (a block from buf.c's free lists) that is
+ * given back whenever it empties. Pure: it offers iovecs and file ranges and
+ * is told what was written; it never reads or writes a socket, and closing
+ * the files it owns is its only system call. A file is sent by the caller (sendfile), never read into memory here. */
 #include "outq.h"
 
 #include <stdlib.h>
@@ -39,12 +39,12 @@ static struct outq_item *slot(const struct outq *q, uint32_t i)
 static int grow(struct outq *q)
 {
     uint32_t cap = q->cap ? q->cap * 2 : OUTQ_MIN_CAP;
-    struct outq_item *items = malloc(cap * sizeof(*items));
+    struct outq_item *items = buf_block_alloc(cap * sizeof(*items));
     if (!items)
         return -1;
     for (uint32_t i = 0; i < q->count; i++)
         items[i] = *slot(q, i);
-    free(q->items);
+    buf_block_free(q->items, q->cap * sizeof(*items));
     q->items = items;
     q->head = 0;
     q->cap = cap;
@@ -81,7 +81,7 @@ static int coalesce(struct outq *q, const uint8_t *p, size_t n)
 {
     if (q->room < n) {
         struct outq_item *it = tail_slot(q);
-        struct sbuf *c = it ? sbuf_new(OUTQ_COALESCE_CAP) : NULL;
+        struct sbuf *c = it ? sbuf_new(OUTQ_COALESCE_CAP - sizeof(struct sbuf)) : NULL;
         if (!c)
             return -1;
         seal(q);
@@ -90,7 +90,7 @@ static int coalesce(struct outq *q, const uint8_t *p, size_t n)
         it->off = 0;
         it->is_file = 0;
         q->count++;
-        q->room = OUTQ_COALESCE_CAP;
+        q->room = c->cap;
     }
     struct sbuf *c = slot(q, q->count - 1)->buf;
     memcpy(c->data + c->len, p, n);
@@ -188,7 +188,7 @@ static void item_release(struct outq_item *it)
 static void free_if_empty(struct outq *q)
 {
     if (q->count == 0) {
-        free(q->items);
+        buf_block_free(q->items, q->cap * sizeof(struct outq_item));
         q->items = NULL;
         q->head = q->cap = q->room = 0;
     }

@@ -269,6 +269,78 @@ START_TEST(test_sbuf_many_refs)
 }
 END_TEST
 
+/* Every size gets a class at least as large, within a quarter of it, and the
+ * classes only grow with the size; above BUF_CLASS_MAX a block is exact. */
+START_TEST(test_block_classes)
+{
+    size_t prev = 0;
+
+    for (size_t n = 1; n <= BUF_CLASS_MAX + 100; n++) {
+        size_t b = buf_block_size(n);
+        EXPECT(b >= n, "size %zu got a %zu-byte block", n, b);
+        EXPECT(b >= prev, "size %zu got %zu, below %zu for a smaller size", n, b, prev);
+        if (n > 32)
+            EXPECT(b - n < n / 4 + 1, "size %zu rounds up to %zu", n, b);
+        if (n > BUF_CLASS_MAX)
+            EXPECT(b == n, "size %zu above the classes got %zu", n, b);
+        prev = b;
+    }
+    ck_assert_uint_eq(buf_block_size(32), 32);
+    ck_assert_uint_eq(buf_block_size(33), 40);
+    ck_assert_uint_eq(buf_block_size(1036), 1280);
+    ck_assert_uint_eq(buf_block_size(BUF_CLASS_MAX), BUF_CLASS_MAX);
+}
+END_TEST
+
+/* A block is usable over its whole class size, and an sbuf's cap says so. */
+START_TEST(test_block_whole_size_usable)
+{
+    for (size_t n = 1; n <= 70000; n = n * 3 / 2 + 1) {
+        uint8_t *p = buf_block_alloc(n);
+        ck_assert_ptr_nonnull(p);
+        memset(p, 0xA5, buf_block_size(n));
+        buf_block_free(p, n);
+        struct sbuf *s = sbuf_new(n);
+        ck_assert_ptr_nonnull(s);
+        ck_assert_uint_ge(s->cap, n);
+        ck_assert_uint_eq(s->cap + sizeof(struct sbuf), buf_block_size(n + sizeof(struct sbuf)));
+        memset(s->data, 0x5A, s->cap);
+        sbuf_unref(s);
+    }
+}
+END_TEST
+
+/* After a burst of frees the lists hold no more than their caps, per class
+ * and in all, whatever was freed; taking the blocks again empties them. */
+START_TEST(test_cache_bounded_after_burst)
+{
+    enum { N = 4000 };
+    static const size_t sizes[] = {40, 1036, 4096, 20000, 65536};
+    static void *blocks[N];
+
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        size_t before = buf_cache_bytes();
+        for (int i = 0; i < N; i++) {
+            blocks[i] = buf_block_alloc(sizes[k]);
+            ck_assert_ptr_nonnull(blocks[i]);
+        }
+        for (int i = 0; i < N; i++)
+            buf_block_free(blocks[i], sizes[k]);
+        size_t held = buf_cache_bytes();
+        EXPECT(held <= BUF_CACHE_MAX, "size %zu: %zu bytes held in all", sizes[k], held);
+        EXPECT(held <= before + BUF_CACHE_CLASS_MAX, "size %zu: %zu bytes held in its class", sizes[k],
+               held - before);
+    }
+    for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+        for (int i = 0; i < N; i++)
+            blocks[i] = buf_block_alloc(sizes[k]);
+        for (int i = 0; i < N; i++)
+            free(blocks[i]);   /* a cached block is a plain malloc'd block */
+    }
+    ck_assert_uint_eq(buf_cache_bytes(), 0);
+}
+END_TEST
+
 static Suite *buf_suite(void)
 {
     Suite *s = suite_create("buf");
@@ -288,6 +360,9 @@ static Suite *buf_suite(void)
     tcase_add_test(sb, test_sbuf_basic);
     tcase_add_test(sb, test_sbuf_empty_and_huge);
     tcase_add_test(sb, test_sbuf_many_refs);
+    tcase_add_test(sb, test_block_classes);
+    tcase_add_test(sb, test_block_whole_size_usable);
+    tcase_add_test(sb, test_cache_bounded_after_burst);
     suite_add_tcase(s, sb);
     return s;
 }
