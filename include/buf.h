@@ -54,6 +54,12 @@ void buf_block_free(void *p, size_t n);
 /* Bytes the free lists hold now. */
 size_t buf_cache_bytes(void);
 
+/* Frees the blocks that stayed on the free lists since the last call (each
+ * list's low-water mark): called now and then (the server does, once a
+ * second), it gives back what a burst left and keeps what steady traffic
+ * reuses. */
+void buf_cache_trim(void);
+
 /* A shared buffer: encoded once, queued on many connections, freed by the last
  * unref. `len` bytes of `data` are valid; `cap` bytes are there (its block's
  * rounding), which only the buffer's single owner may fill, before sharing it. */

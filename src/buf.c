@@ -103,6 +103,10 @@ size_t buf_cache_bytes(void)
 {
     return 0;
 }
+
+void buf_cache_trim(void)
+{
+}
 #else
 struct free_block {
     struct free_block *next;
@@ -111,6 +115,7 @@ struct free_block {
 static struct {
     struct free_block *head[NCLASSES];
     size_t held[NCLASSES];   /* bytes on each list */
+    size_t low[NCLASSES];    /* the least each list held since the last trim: bytes unused all along */
     size_t total;
 } cache;
 
@@ -126,6 +131,8 @@ void *buf_block_alloc(size_t n)
     size_t size = class_size(c);
     cache.held[c] -= size;
     cache.total -= size;
+    if (cache.held[c] < cache.low[c])
+        cache.low[c] = cache.held[c];
     return b;
 }
 
@@ -153,6 +160,21 @@ void buf_block_free(void *p, size_t n)
 size_t buf_cache_bytes(void)
 {
     return cache.total;
+}
+
+void buf_cache_trim(void)
+{
+    for (unsigned c = 0; c < NCLASSES; c++) {
+        size_t size = class_size(c);
+        for (; cache.low[c] >= size; cache.low[c] -= size) {
+            struct free_block *b = cache.head[c];
+            cache.head[c] = b->next;
+            cache.held[c] -= size;
+            cache.total -= size;
+            free(b);
+        }
+        cache.low[c] = cache.held[c];
+    }
 }
 #endif
 

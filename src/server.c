@@ -258,6 +258,7 @@ static void env_dead(void *ctx, struct conn *c)
  * memory; give whole free pages back so RSS follows what is really in use. */
 static void on_housekeeping(struct loop *l, struct loop_timer *t)
 {
+    buf_cache_trim();
     struct mallinfo2 mi = mallinfo2();
     if (mi.fordblks > TRIM_FREE_BYTES)
         malloc_trim(0);

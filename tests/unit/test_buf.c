@@ -341,6 +341,39 @@ START_TEST(test_cache_bounded_after_burst)
 }
 END_TEST
 
+/* A trim gives back what stayed on the lists since the previous trim, and
+ * keeps a block that is taken and given back in between. */
+START_TEST(test_cache_trim)
+{
+    enum { N = 100 };
+    void *blocks[N];
+
+    buf_cache_trim();
+    buf_cache_trim();
+    ck_assert_uint_eq(buf_cache_bytes(), 0);
+    for (int i = 0; i < N; i++)
+        blocks[i] = buf_block_alloc(1000);
+    for (int i = 0; i < N; i++)
+        buf_block_free(blocks[i], 1000);
+    size_t burst = buf_cache_bytes();
+#if !defined(__SANITIZE_ADDRESS__)
+    ck_assert_uint_eq(burst, N * buf_block_size(1000));
+#endif
+    buf_cache_trim();                         /* they were in use since the last trim */
+    ck_assert_uint_eq(buf_cache_bytes(), burst);
+    for (int round = 0; round < 3; round++) {  /* one block in steady use */
+        void *p = buf_block_alloc(1000);
+        ck_assert_ptr_nonnull(p);
+        buf_block_free(p, 1000);
+        buf_cache_trim();
+        EXPECT(buf_cache_bytes() == (burst ? buf_block_size(1000) : 0), "round %d: %zu bytes held", round,
+               buf_cache_bytes());
+    }
+    buf_cache_trim();                         /* unused for a whole period */
+    ck_assert_uint_eq(buf_cache_bytes(), 0);
+}
+END_TEST
+
 static Suite *buf_suite(void)
 {
     Suite *s = suite_create("buf");
@@ -363,6 +396,7 @@ static Suite *buf_suite(void)
     tcase_add_test(sb, test_block_classes);
     tcase_add_test(sb, test_block_whole_size_usable);
     tcase_add_test(sb, test_cache_bounded_after_burst);
+    tcase_add_test(sb, test_cache_trim);
     suite_add_tcase(s, sb);
     return s;
 }
