@@ -30,12 +30,18 @@ struct loop_io {
     loop_io_fn cb;
 };
 
-/* A one-shot timer, embedded in its owner. Inactive while index == 0. */
+/* A one-shot timer, embedded in its owner. Inactive while index == 0.
+ * 16 bytes: every connection holds one. */
 struct loop_timer {
-    uint64_t when;    /* loop_now() milliseconds at which it fires */
+    uint32_t when;    /* loop_now() milliseconds at which it fires, modulo 2^32 */
     uint32_t index;   /* 1-based heap slot, 0 when not armed */
     loop_timer_fn cb;
 };
+
+/* The longest wait a timer takes (about 12 days): a longer one fires then.
+ * Armed timers are compared by the difference of their 32-bit due times,
+ * which is right while they are all due within 2^31 ms of each other. */
+#define LOOP_TIMER_MAX_MS (1u << 30)
 
 /* Creates a loop. NULL on failure (errno set). */
 struct loop *loop_new(void);
@@ -52,7 +58,7 @@ int loop_io_set(struct loop *l, struct loop_io *io, uint32_t mask);
 /* Unregisters io->fd (call before closing it). */
 void loop_io_del(struct loop *l, struct loop_io *io);
 
-/* Arms (or re-arms) t to fire at loop_now() + ms. */
+/* Arms (or re-arms) t to fire at loop_now() + ms (ms at most LOOP_TIMER_MAX_MS). */
 void loop_timer_after(struct loop *l, struct loop_timer *t, uint64_t ms);
 
 /* Disarms t; harmless when it is not armed. */

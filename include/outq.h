@@ -22,13 +22,14 @@
 
 struct outq_item;
 
-/* 40 bytes: every connection holds one. */
+/* 32 bytes: every connection holds one. */
 struct outq {
-    struct outq_item *items; /* ring of cap slots, NULL when empty */
-    uint32_t head, count, cap;
-    uint32_t sent;           /* bytes ever advanced, modulo 2^32: tells progress from a stall */
+    struct outq_item *items; /* ring of 2^cap_log2 slots, NULL when empty */
     size_t bytes;            /* unsent payload bytes */
-    uint32_t room;           /* free bytes in the tail item when it is a coalescing buffer, else 0 */
+    uint32_t head, count;
+    uint32_t sent;           /* bytes ever advanced, modulo 2^32: tells progress from a stall */
+    uint8_t cap_log2;
+    uint8_t open;            /* the tail item is a coalescing buffer that takes more frames */
 };
 
 /* Queues bytes [off, s->len) of s: behind other items, up to OUTQ_COALESCE_MAX

@@ -63,8 +63,8 @@ struct ws_event {
 struct ws_parser {
     uint64_t remaining;   /* payload bytes left in the current data frame */
     uint64_t msg_len;     /* bytes of the current message so far (for the limits) */
-    uint64_t max_text;    /* bytes of a text message, 0 = unlimited */
-    uint64_t max_binary;  /* bytes of a binary message, 0 = unlimited */
+    uint32_t max_text;    /* bytes of a text message, 0 = unlimited (32 bits: --max-message stops at 1 GiB) */
+    uint32_t max_binary;  /* bytes of a binary message, 0 = unlimited */
     uint8_t mask[4];
     uint8_t utf8_state;
     uint8_t fail_reason;  /* index of the error's description */
@@ -80,8 +80,9 @@ struct ws_parser {
 };
 
 /* Prepares a parser for a new connection. max_message bounds a message's total
- * payload (0 = no bound); a frame that would pass it is an error (1009) as soon
- * as its header is read, before any payload is buffered. */
+ * payload (0 = no bound; above 4 GiB - 1 it is taken as 4 GiB - 1); a frame
+ * that would pass it is an error (1009) as soon as its header is read, before
+ * any payload is buffered. */
 void ws_parser_init(struct ws_parser *p, uint64_t max_message);
 
 /* Sets separate bounds for text and binary messages (0 = unlimited), with

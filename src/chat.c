@@ -378,7 +378,7 @@ struct chat *chat_new(const struct chat_config *cfg, chat_broker_init_fn init, v
     chat->lines = rule_2x(cfg->rate_limit);
     chat->frames = rule_2x(cfg->binary_rate_limit);
     chat->bytes = rule_2x(cfg->binary_byte_rate);
-    pool_init(&chat->clients, sizeof(struct chat_client), 128);
+    pool_init(&chat->clients, sizeof(struct chat_client), 2048);   /* ~200 KiB chunks: see server.c */
     chat->hub = hub_new(&cfg->hub, &sink_ops);
     struct broker_handler handler = {.ctx = chat, .deliver = chat_deliver, .restart = chat_restart,
                                      .ready = chat_ready, .presence = chat_presence, .roster = chat_roster, .kick = chat_kick};

@@ -156,7 +156,8 @@ size_t conn_http_input(struct conn *c, uint8_t *data, size_t len)
             req.body = (struct http_slice){(const char *)data + used + r, whole - (size_t)r};
         c->http_scanned = 0;
         handle_request(c, &req);
-        if (c->http_scanned & CONN_HTTP_BODY) {   /* asked for the body: the head waits with it */
+        /* Asked for the body: the head waits with it. (Upgraded, the field holds a WebSocket timestamp.) */
+        if (c->state == CONN_HTTP && (c->http_scanned & CONN_HTTP_BODY)) {
             c->http_scanned = CONN_HTTP_BODY | (uint32_t)((size_t)r + (c->http_scanned & ~CONN_HTTP_BODY));
             continue;
         }

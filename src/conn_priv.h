@@ -43,11 +43,17 @@ struct conn {
     struct pmdz_msg *inflating; /* conn_ws.c: a compressed message arriving in pieces, NULL between messages */
     const struct endpoint *ep;
     void *ep_data;              /* the endpoint's per-connection state */
-    uint32_t last_rx_ms;        /* WebSocket: when the peer last sent anything (loop ms, mod 2^32) */
-    uint32_t last_ping_ms;      /* WebSocket: when we last pinged (loop ms, mod 2^32) */
-    uint32_t http_scanned;      /* conn_http.c: how far the head was searched; with CONN_HTTP_BODY set,
-                                   the bytes of the head and body the request awaits */
-    uint32_t timer_mark;        /* outq_sent when the timer was armed */
+    union {                     /* an open WebSocket needs only the first pair, the other states the second */
+        struct {
+            uint32_t last_rx_ms;   /* conn_ws.c: when the peer last sent anything (loop ms, mod 2^32) */
+            uint32_t last_ping_ms; /* conn_ws.c: when we last pinged (loop ms, mod 2^32) */
+        };
+        struct {
+            uint32_t http_scanned; /* conn_http.c: how far the head was searched; with CONN_HTTP_BODY set,
+                                      the bytes of the head and body the request awaits */
+            uint32_t timer_mark;   /* conn.c: outq_sent when the HTTP or closing timer was armed */
+        };
+    };
     uint32_t work;              /* units of work done on this wake-up's input */
     uint8_t flags;
     uint8_t state;

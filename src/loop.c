@@ -91,9 +91,16 @@ uint64_t loop_now(const struct loop *l)
     return l->now;
 }
 
+/* How far a 32-bit due time is after b's (negative: before), modulo 2^32. */
+static int32_t due_after(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b);
+}
+
 static int fires_before(const struct heap_slot *a, const struct heap_slot *b)
 {
-    return a->t->when < b->t->when || (a->t->when == b->t->when && a->seq < b->seq);
+    int32_t d = due_after(a->t->when, b->t->when);
+    return d < 0 || (d == 0 && a->seq < b->seq);
 }
 
 static void heap_place(struct loop *l, uint32_t i, struct heap_slot s)
@@ -154,7 +161,7 @@ void loop_timer_after(struct loop *l, struct loop_timer *t, uint64_t ms)
         l->heap = h;
         l->cap = cap;
     }
-    t->when = l->now + ms;
+    t->when = (uint32_t)(l->now + (ms < LOOP_TIMER_MAX_MS ? ms : LOOP_TIMER_MAX_MS));
     heap_place(l, ++l->count, (struct heap_slot){t, l->seq++});
     sift_up(l, l->count);
 }
@@ -181,7 +188,7 @@ void loop_wake(struct loop *l)
 static void run_timers(struct loop *l)
 {
     uint64_t armed_before = l->seq;
-    while (l->count && l->heap[1].t->when <= l->now && l->heap[1].seq < armed_before) {
+    while (l->count && due_after(l->heap[1].t->when, (uint32_t)l->now) <= 0 && l->heap[1].seq < armed_before) {
         struct loop_timer *t = l->heap[1].t;
         loop_timer_cancel(l, t);
         t->cb(l, t);
@@ -201,9 +208,8 @@ int loop_run(struct loop *l)
         if (l->wake) {
             timeout = 0;
         } else if (l->count) {
-            uint64_t now = clock_ms();
-            uint64_t when = l->heap[1].t->when;
-            timeout = when <= now ? 0 : (int)(when - now > 60000 ? 60000 : when - now);
+            int32_t wait = due_after(l->heap[1].t->when, (uint32_t)clock_ms());
+            timeout = wait <= 0 ? 0 : wait > 60000 ? 60000 : (int)wait;
         }
         l->wake = 0;
         int n = epoll_wait(l->epfd, events, MAX_EVENTS, timeout);

@@ -29,32 +29,47 @@ struct outq_item {
     uint32_t is_file;
 };
 
-_Static_assert(sizeof(struct outq) <= 40, "struct outq is in every connection");
+_Static_assert(sizeof(struct outq) <= 32, "struct outq is in every connection");
+
+/* Slots in the ring: a power of two, 0 without one. */
+static uint32_t ring_cap(const struct outq *q)
+{
+    return q->items ? 1u << q->cap_log2 : 0;
+}
 
 static struct outq_item *slot(const struct outq *q, uint32_t i)
 {
-    return &q->items[(q->head + i) % q->cap];
+    return &q->items[(q->head + i) & (ring_cap(q) - 1)];
 }
 
 static int grow(struct outq *q)
 {
-    uint32_t cap = q->cap ? q->cap * 2 : OUTQ_MIN_CAP;
+    uint32_t old = ring_cap(q), cap = old ? old * 2 : OUTQ_MIN_CAP;
     struct outq_item *items = buf_block_alloc(cap * sizeof(*items));
     if (!items)
         return -1;
     for (uint32_t i = 0; i < q->count; i++)
         items[i] = *slot(q, i);
-    buf_block_free(q->items, q->cap * sizeof(*items));
+    buf_block_free(q->items, old * sizeof(*items));
     q->items = items;
     q->head = 0;
-    q->cap = cap;
+    q->cap_log2 = (uint8_t)__builtin_ctz(cap);
     return 0;
+}
+
+/* Free bytes in the tail coalescing buffer; 0 when the tail takes no more. */
+static uint32_t room(const struct outq *q)
+{
+    if (!q->open)
+        return 0;
+    const struct sbuf *c = slot(q, q->count - 1)->buf;
+    return c->cap - c->len;
 }
 
 /* The free slot after the tail (not yet counted), or NULL when out of memory. */
 static struct outq_item *tail_slot(struct outq *q)
 {
-    if (q->count == q->cap && grow(q) < 0)
+    if (q->count == ring_cap(q) && grow(q) < 0)
         return NULL;
     return slot(q, q->count);
 }
@@ -64,7 +79,7 @@ static struct outq_item *tail_slot(struct outq *q)
  * when small and large frames alternate. */
 static void seal(struct outq *q)
 {
-    if (q->room >= OUTQ_COALESCE_CAP / 2) {
+    if (room(q) >= OUTQ_COALESCE_CAP / 2) {
         struct outq_item *it = slot(q, q->count - 1);
         struct sbuf *s = sbuf_new(it->buf->len);
         if (s) {
@@ -73,13 +88,13 @@ static void seal(struct outq *q)
             it->buf = s;
         }
     }
-    q->room = 0;
+    q->open = 0;
 }
 
 /* Appends n bytes to the tail coalescing buffer, starting a new one if they do not fit. */
 static int coalesce(struct outq *q, const uint8_t *p, size_t n)
 {
-    if (q->room < n) {
+    if (room(q) < n) {
         struct outq_item *it = tail_slot(q);
         struct sbuf *c = it ? sbuf_new(OUTQ_COALESCE_CAP - sizeof(struct sbuf)) : NULL;
         if (!c)
@@ -90,12 +105,11 @@ static int coalesce(struct outq *q, const uint8_t *p, size_t n)
         it->off = 0;
         it->is_file = 0;
         q->count++;
-        q->room = c->cap;
+        q->open = 1;
     }
     struct sbuf *c = slot(q, q->count - 1)->buf;
     memcpy(c->data + c->len, p, n);
     c->len += (uint32_t)n;
-    q->room -= (uint32_t)n;
     q->bytes += n;
     return 0;
 }
@@ -188,16 +202,17 @@ static void item_release(struct outq_item *it)
 static void free_if_empty(struct outq *q)
 {
     if (q->count == 0) {
-        buf_block_free(q->items, q->cap * sizeof(struct outq_item));
+        buf_block_free(q->items, ring_cap(q) * sizeof(struct outq_item));
         q->items = NULL;
-        q->head = q->cap = q->room = 0;
+        q->head = 0;
+        q->cap_log2 = q->open = 0;
     }
 }
 
 static void release_head(struct outq *q)
 {
     item_release(&q->items[q->head]);
-    q->head = (q->head + 1) % q->cap;
+    q->head = (q->head + 1) & (ring_cap(q) - 1);
     q->count--;
     free_if_empty(q);
 }
@@ -231,7 +246,7 @@ size_t outq_bytes(const struct outq *q)
 
 size_t outq_cost(const struct outq *q)
 {
-    return q->bytes + q->room + (size_t)q->count * OUTQ_ITEM_COST + (size_t)q->cap * sizeof(struct outq_item);
+    return q->bytes + room(q) + (size_t)q->count * OUTQ_ITEM_COST + (size_t)ring_cap(q) * sizeof(struct outq_item);
 }
 
 uint32_t outq_sent(const struct outq *q)
@@ -248,7 +263,7 @@ void outq_drop_unsent(struct outq *q)
         item_release(it);
         q->count--;
     }
-    q->room = 0;
+    q->open = 0;
     free_if_empty(q);
 }
 

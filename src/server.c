@@ -23,15 +23,29 @@
 #include "response.h"
 
 #define SERVER_RX_SIZE (64 * 1024)
+/* Slots come in chunks of about 200 KiB: past malloc's mmap threshold, so
+ * they lie apart from the heap, where the short-lived buffers of a burst
+ * (a thousand joins) would otherwise pin the pages around them. */
+#define SLOTS_PER_CHUNK 1024
 
 /* The server's record of one connection: its list links, then the connection. */
 struct slot {
     struct slot *prev, *next;   /* live list, then dead list */
-    struct slot *pending_next;  /* flush list */
-    struct slot *closed_next;   /* connections whose endpoint must be told */
-    uint8_t pending, closed;   /* on the flush list; on the closed list */
+    struct slot *pending_next;  /* flush list: NULL when not on it, LIST_END when last */
+    struct slot *closed_next;   /* connections whose endpoint must be told: the same */
     _Alignas(8) unsigned char conn[];   /* struct conn needs no more than 8 */
 };
+_Static_assert(sizeof(struct slot) == 32, "a slot header is in every connection");
+
+/* The next pointer of the last slot on a list, so that a NULL one means "not on it". */
+static struct slot list_end;
+#define LIST_END (&list_end)
+
+/* The slot after one whose next pointer is next: NULL at the end. */
+static struct slot *after(struct slot *next)
+{
+    return next == LIST_END ? NULL : next;
+}
 
 struct server {
     struct loop *loop;
@@ -216,10 +230,9 @@ static void env_want_flush(void *ctx, struct conn *c)
 {
     struct server *srv = ctx;
     struct slot *s = slot_of(c);
-    if (s->pending)
+    if (s->pending_next)
         return;
-    s->pending = 1;
-    s->pending_next = NULL;
+    s->pending_next = LIST_END;
     *srv->pending_tail = s;
     srv->pending_tail = &s->pending_next;
 }
@@ -228,10 +241,9 @@ static void env_closed(void *ctx, struct conn *c)
 {
     struct server *srv = ctx;
     struct slot *s = slot_of(c);
-    if (s->closed)
+    if (s->closed_next)
         return;
-    s->closed = 1;
-    s->closed_next = srv->closed;
+    s->closed_next = srv->closed ? srv->closed : LIST_END;
     srv->closed = s;
 }
 
@@ -288,7 +300,7 @@ struct server *server_new(struct loop *loop, const struct server_config *cfg, se
         .transport = &srv->transport, .date = &srv->date, .ctx = srv,
         .request = env_request, .want_flush = env_want_flush, .closed = env_closed, .dead = env_dead,
     };
-    pool_init(&srv->slots, sizeof(struct slot) + conn_size(), 64);
+    pool_init(&srv->slots, sizeof(struct slot) + conn_size(), SLOTS_PER_CHUNK);
     srv->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     srv->listener.fd = listen_on(cfg, 0);
     srv->listener.cb = on_accept;
@@ -314,8 +326,8 @@ static void tell_closed(struct server *srv)
 {
     while (srv->closed) {
         struct slot *s = srv->closed;
-        srv->closed = s->closed_next;
-        s->closed = 0;
+        srv->closed = after(s->closed_next);
+        s->closed_next = NULL;
         conn_detach_endpoint(conn_of(s));
     }
 }
@@ -327,7 +339,7 @@ static void free_dead(struct server *srv)
     struct slot **p = &srv->dead;
     while (*p) {
         struct slot *s = *p;
-        if (s->pending) {
+        if (s->pending_next) {
             p = &s->next;
             continue;
         }
@@ -343,8 +355,10 @@ void server_free(struct server *srv)
     while (srv->live)
         conn_abort(conn_of(srv->live));
     tell_closed(srv);
-    for (struct slot *s = srv->pending; s; s = s->pending_next)
-        s->pending = 0;
+    for (struct slot *s = srv->pending, *next; s; s = next) {
+        next = after(s->pending_next);
+        s->pending_next = NULL;
+    }
     srv->pending = NULL;
     srv->pending_tail = &srv->pending;
     free_dead(srv);
@@ -381,10 +395,10 @@ static void before_wait(struct loop *l, void *data)
             break;
         }
         struct slot *s = srv->pending;
-        srv->pending = s->pending_next;
+        srv->pending = after(s->pending_next);
         if (!srv->pending)
             srv->pending_tail = &srv->pending;
-        s->pending = 0;
+        s->pending_next = NULL;
         conn_flush(conn_of(s));
     }
     free_dead(srv);

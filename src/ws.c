@@ -9,16 +9,21 @@
 
 #include "utf8.h"
 
+static uint32_t limit32(uint64_t max)
+{
+    return max > UINT32_MAX ? UINT32_MAX : (uint32_t)max;
+}
+
 void ws_parser_init(struct ws_parser *p, uint64_t max_message)
 {
     memset(p, 0, sizeof(*p));
-    p->max_text = p->max_binary = max_message;
+    p->max_text = p->max_binary = limit32(max_message);
 }
 
 void ws_parser_set_limits(struct ws_parser *p, uint64_t max_text, uint64_t max_binary)
 {
-    p->max_text = max_text;
-    p->max_binary = max_binary;
+    p->max_text = limit32(max_text);
+    p->max_binary = limit32(max_binary);
 }
 
 void ws_parser_allow_compressed(struct ws_parser *p)

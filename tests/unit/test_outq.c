@@ -15,6 +15,8 @@
 
 #include "outq.h"
 
+/* Slots in the queue's ring (0 without one). */
+#define RING_CAP(q) ((q).items ? 1u << (q).cap_log2 : 0u)
 #define EXPECT(cond, ...) do { if (!(cond)) ck_abort_msg(__VA_ARGS__); } while (0)
 
 #define IOV_MAX_TEST 64
@@ -130,7 +132,7 @@ START_TEST(test_empty_queue)
     outq_advance(&q, 7);
     ck_assert(outq_empty(&q));
     ck_assert_ptr_null(q.items);
-    ck_assert_uint_eq(q.cap, 0);
+    ck_assert_uint_eq(RING_CAP(q), 0);
     ck_assert_uint_eq(outq_cost(&q), 0);
     ck_assert_uint_eq(outq_sent(&q), 7);
     ck_assert_uint_eq(s->refs, 1);
@@ -155,9 +157,9 @@ START_TEST(test_ring_wrap_while_growing)
         for (int k = 0; k < pushes; k++) {
             x = x * 1103515245u + 12345u;
             size_t n = OUTQ_COALESCE_MAX + 1 + (x >> 16) % 300;   /* referenced, not copied */
-            uint32_t head = q.head, count = q.count, cap = q.cap;
+            uint32_t head = q.head, count = q.count, cap = RING_CAP(q);
             push_frame(&q, &m, n, (x >> 8) % 4, &seed);
-            if (q.cap != cap) {
+            if (RING_CAP(q) != cap) {
                 caps_seen++;
                 if (cap && head + count > cap)
                     wrapped_growths++;
@@ -170,8 +172,8 @@ START_TEST(test_ring_wrap_while_growing)
             n = 700;
         outq_advance(&q, n);
         m.done += n;
-        if (q.cap > last_cap)
-            last_cap = q.cap;
+        if (RING_CAP(q) > last_cap)
+            last_cap = RING_CAP(q);
     }
     ck_assert_uint_ge(caps_seen, 6);
     ck_assert_uint_ge(wrapped_growths, 1);
@@ -460,7 +462,7 @@ START_TEST(test_file_ends_coalescing)
     ck_assert_uint_eq(q.count, 2);   /* the first frame by reference, the rest copied */
     ck_assert_int_eq(outq_push_file(&q, fd, 0, 3000), 0);
     model_add(&m, content.data, 3000);
-    ck_assert_uint_eq(q.room, 0);
+    ck_assert_uint_eq(q.open, 0);
     for (int i = 0; i < 50; i++)
         push_frame(&q, &m, 7, 0, &seed);
     ck_assert_uint_eq(q.count, 4);
@@ -625,7 +627,7 @@ START_TEST(test_clear_releases_everything)
         ck_assert_ptr_null(q.items);
         ck_assert_uint_eq(outq_bytes(&q), 0);
         ck_assert_uint_eq(outq_cost(&q), 0);
-        ck_assert_uint_eq(q.room, 0);
+        ck_assert_uint_eq(q.open, 0);
         for (int i = 0; i < 10; i++) {
             EXPECT(f[i]->refs == 1, "frame %d has %u references after clear", i, f[i]->refs);
             sbuf_unref(f[i]);
