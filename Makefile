@@ -58,7 +58,7 @@ CRYPTO_LIBS   = $(shell pkg-config --libs $(LIB_PKGS))
 CHECK_CFLAGS  = $(shell pkg-config --cflags check)
 CHECK_LIBS    = $(shell pkg-config --libs check)
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h) | $(BUILD)/.deps
+$(BUILD)/obj/%.o: src/%.c $(wildcard include/*.h src/*.h) | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CRYPTO_CFLAGS) $(CFLAGS) -c $< -o $@
 

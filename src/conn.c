@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "pmdz.h"
 
 #define FLUSH_BUDGET (1024u * 1024u)     /* bytes written per connection per wake-up */
 #define WRITE_IOV 64                      /* iovecs per write call */
@@ -100,6 +101,41 @@ void conn_charge(struct conn *c, size_t units)
     c->work = units >= CONN_WORK_BUDGET - c->work ? CONN_WORK_BUDGET : c->work + (uint32_t)units;
 }
 
+struct conn_spill *conn_spill(struct conn *c)
+{
+    if (!c->spill && (c->spill = buf_block_alloc(sizeof(*c->spill))))
+        memset(c->spill, 0, sizeof(*c->spill));
+    return c->spill;
+}
+
+void conn_spill_trim(struct conn *c)
+{
+    struct conn_spill *s = c->spill;
+    if (s && !s->in.data && !s->msg.data && !s->inflating) {
+        buf_block_free(s, sizeof(*s));
+        c->spill = NULL;
+    }
+}
+
+/* Frees the spill whatever it holds. */
+static void spill_free(struct conn *c)
+{
+    struct conn_spill *s = c->spill;
+    if (s) {
+        buf_free(&s->in);
+        buf_free(&s->msg);
+        pmdz_msg_free(s->inflating);
+        s->inflating = NULL;
+        conn_spill_trim(c);
+    }
+}
+
+/* Bytes read but not yet parsed. */
+static size_t in_len(const struct conn *c)
+{
+    return c->spill ? c->spill->in.len : 0;
+}
+
 void conn_want_flush(struct conn *c)
 {
     if (c->state != CONN_DEAD)
@@ -132,8 +168,7 @@ void conn_abort(struct conn *c)
     close(c->io.fd);
     loop_timer_cancel(env->loop, &c->timer);
     outq_clear(&c->out);
-    buf_free(&c->in);
-    buf_free(&c->msg);
+    spill_free(c);
     /* A closing WebSocket told the server when it began to close. */
     int tell = (c->flags & CF_EP_OPEN) && c->state != CONN_CLOSING;
     c->state = CONN_DEAD;
@@ -208,7 +243,7 @@ void conn_shutdown(struct conn *c)
         conn_ws_send_close(c, WS_CLOSE_GOING_AWAY, "server shutting down", CONN_CLOSE_SHUTDOWN);
     } else if (c->state == CONN_HTTP) {
         c->why = CONN_CLOSE_SHUTDOWN;
-        if ((output_done(c) && c->in.len == 0) || conn_http_waiting(c))
+        if ((output_done(c) && in_len(c) == 0) || conn_http_waiting(c))
             conn_abort(c);
         else
             conn_finish(c);
@@ -275,10 +310,17 @@ static size_t process(struct conn *c, uint8_t *data, size_t len)
 /* Keeps the unparsed tail of data for later. Returns 0, or -1 (aborted). */
 static int keep_rest(struct conn *c, const uint8_t *rest, size_t n)
 {
-    c->in.len = 0;
     if (n == 0) {
-        buf_free(&c->in);
-    } else if (buf_append(&c->in, rest, n) < 0) {
+        if (c->spill) {
+            buf_free(&c->spill->in);
+            conn_spill_trim(c);
+        }
+        return 0;
+    }
+    struct conn_spill *s = conn_spill(c);
+    if (s)
+        s->in.len = 0;
+    if (!s || buf_append(&s->in, rest, n) < 0) {
         conn_abort(c);
         return -1;
     }
@@ -289,7 +331,7 @@ static int keep_rest(struct conn *c, const uint8_t *rest, size_t n)
  * reading paused, for this connection's next turn in conn_flush. */
 static void after_input(struct conn *c)
 {
-    if (c->work >= CONN_WORK_BUDGET && c->in.len) {
+    if (c->work >= CONN_WORK_BUDGET && in_len(c)) {
         c->flags |= CF_READ_OFF;
         conn_want_flush(c);
     }
@@ -312,7 +354,7 @@ static void on_readable(struct conn *c, uint32_t events)
             conn_abort(c);
         return;
     }
-    size_t prefix = c->in.len;
+    size_t prefix = in_len(c);
     if (prefix > env->limits->max_head + env->limits->max_body) {   /* cannot happen while reading is allowed */
         conn_abort(c);
         return;
@@ -348,7 +390,7 @@ static void on_readable(struct conn *c, uint32_t events)
         return;
     }
     if (prefix)
-        memcpy(env->rx, c->in.data, prefix);
+        memcpy(env->rx, c->spill->in.data, prefix);
     size_t total = prefix + (size_t)n;
     size_t used = process(c, env->rx, total);
     if (c->state == CONN_DEAD || keep_rest(c, env->rx + used, total - used) < 0)
@@ -367,13 +409,15 @@ static void on_readable(struct conn *c, uint32_t events)
 static void process_buffered(struct conn *c)
 {
     c->flags &= (uint8_t)~CF_READ_OFF;
-    if (c->in.len) {
-        size_t used = process(c, c->in.data, c->in.len);
+    if (in_len(c)) {
+        size_t used = process(c, c->spill->in.data, c->spill->in.len);
         if (c->state == CONN_DEAD)
             return;
-        buf_consume(&c->in, used);
-        if (c->in.len == 0)
-            buf_free(&c->in);
+        buf_consume(&c->spill->in, used);   /* still there: only empty input lets it go */
+        if (c->spill->in.len == 0) {
+            buf_free(&c->spill->in);
+            conn_spill_trim(c);
+        }
         after_input(c);
     }
 }

@@ -31,16 +31,23 @@ enum {
     CF_WAS_WS = 1u << 7,      /* conn_ws.c: upgraded, counted as a WebSocket */
 };
 
+/* What a connection holds only while input is unfinished: allocated when
+ * first needed, freed once all of it is empty, so an idle connection holds
+ * none of it. */
+struct conn_spill {
+    struct buf in;              /* conn.c: bytes read but not yet parsed */
+    struct buf msg;             /* conn_ws.c: a fragmented or compressed message being put together */
+    struct pmdz_msg *inflating; /* conn_ws.c: a compressed message arriving in pieces, NULL between messages */
+};
+
 struct conn {
     struct loop_io io;
     struct loop_timer timer;
     const struct conn_env *env;
     void *tp_state;             /* the transport's per-connection state */
     struct outq out;
-    struct buf in;              /* bytes read but not yet parsed */
-    struct buf msg;             /* a fragmented or partly received message */
+    struct conn_spill *spill;   /* NULL while no input is unfinished */
     struct ws_parser ws;
-    struct pmdz_msg *inflating; /* conn_ws.c: a compressed message arriving in pieces, NULL between messages */
     const struct endpoint *ep;
     void *ep_data;              /* the endpoint's per-connection state */
     union {                     /* an open WebSocket needs only the first pair, the other states the second */
@@ -70,6 +77,10 @@ struct conn {
 #define CONN_WORK_BUDGET 65536u
 
 /* conn.c */
+/* The connection's spill, allocated (zeroed) if it had none; NULL when out of memory. */
+struct conn_spill *conn_spill(struct conn *c);
+/* Frees the spill once its buffers are empty and no message is inflating. */
+void conn_spill_trim(struct conn *c);
 void conn_want_flush(struct conn *c);
 void conn_finish(struct conn *c);
 void conn_arm_timer(struct conn *c);

@@ -62,8 +62,22 @@ int conn_send(struct conn *c, enum ws_opcode op, const void *data, size_t len)
 /* Drops the inflate state of a compressed message that will not be finished. */
 static void drop_inflating(struct conn *c)
 {
-    pmdz_msg_free(c->inflating);
-    c->inflating = NULL;
+    if (c->spill) {
+        pmdz_msg_free(c->spill->inflating);
+        c->spill->inflating = NULL;
+        conn_spill_trim(c);
+    }
+}
+
+/* Hands the message put together in the spill to the endpoint, then frees it
+ * (the endpoint may have ended the connection, and its spill with it). */
+static void deliver_assembled(struct conn *c, uint8_t opcode)
+{
+    c->ep->message(c->ep->ctx, c, opcode, c->spill->msg.data, c->spill->msg.len);
+    if (c->spill) {
+        buf_free(&c->spill->msg);
+        conn_spill_trim(c);
+    }
 }
 
 int conn_ws_send_close(struct conn *c, uint16_t code, const char *reason, enum conn_close_why why)
@@ -152,24 +166,28 @@ void conn_upgrade(struct conn *c, const struct endpoint *ep, const struct http_r
         ep->open(ep->ctx, c, req);
 }
 
-/* Inflates a chunk of a compressed message into c->msg (bounded by the
- * message limit) and hands the message up once it is whole. */
+/* Inflates a chunk of a compressed message into the spill's msg (bounded by
+ * the message limit) and hands the message up once it is whole. */
 static void deliver_compressed(struct conn *c, const struct ws_event *ev)
 {
+    struct conn_spill *s = conn_spill(c);
+    if (!s) {
+        conn_close(c, WS_CLOSE_INTERNAL, "out of memory");
+        return;
+    }
     int text = ev->opcode == WS_OP_TEXT;
-    enum pmdz_status st = pmdz_inflate(c->env->limits->deflate, &c->inflating, ev->data, ev->len, ev->last, text,
-                                       text ? c->ws.max_text : c->ws.max_binary, &c->msg);
+    enum pmdz_status st = pmdz_inflate(c->env->limits->deflate, &s->inflating, ev->data, ev->len, ev->last, text,
+                                       text ? c->ws.max_text : c->ws.max_binary, &s->msg);
     if (st != PMDZ_OK) {
         const char *reason;
         uint16_t code = pmdz_close_code(st, &reason);
-        buf_free(&c->msg);
+        buf_free(&s->msg);
         conn_close(c, code, reason);
+        conn_spill_trim(c);
         return;
     }
-    if (ev->last) {
-        c->ep->message(c->ep->ctx, c, ev->opcode, c->msg.data, c->msg.len);
-        buf_free(&c->msg);
-    }
+    if (ev->last)
+        deliver_assembled(c, ev->opcode);
 }
 
 static void deliver(struct conn *c, const struct ws_event *ev)
@@ -186,14 +204,15 @@ static void deliver(struct conn *c, const struct ws_event *ev)
         c->ep->message(c->ep->ctx, c, ev->opcode, ev->data, ev->len);
         return;
     }
-    if (buf_append(&c->msg, ev->data, ev->len) < 0) {
+    struct conn_spill *s = conn_spill(c);
+    if (!s || buf_append(&s->msg, ev->data, ev->len) < 0) {
         conn_close(c, WS_CLOSE_INTERNAL, "out of memory");
         return;
     }
-    if (ev->last) {
-        c->ep->message(c->ep->ctx, c, ev->opcode, c->msg.data, c->msg.len);
-        buf_free(&c->msg);
-    }
+    if (ev->last)
+        deliver_assembled(c, ev->opcode);
+    else
+        conn_spill_trim(c);   /* an empty first fragment holds nothing yet */
 }
 
 static void handle_control(struct conn *c, const struct ws_event *ev)
