@@ -73,10 +73,23 @@ struct conn_limits {
 /* What the server gives every connection: the loop, the shared receive
  * buffer, limits, counters, and the callbacks by which a connection asks for
  * service. One env serves many connections. */
+/* The cork: frames an endpoint sends with conn_send to the WebSocket whose
+ * input it is handling are gathered here and written in one call when that
+ * input is done, if nothing else waits to go to that connection; anything
+ * else sent to it first moves them to its queue, so the order holds. One per
+ * server: only one connection's input is handled at a time. */
+#define CONN_TX_SIZE (16u * 1024u)
+struct conn_tx {
+    struct conn *owner;          /* the connection being read, while it may use the cork; else NULL */
+    size_t len;
+    uint8_t buf[CONN_TX_SIZE];
+};
+
 struct conn_env {
     struct loop *loop;
     uint8_t *rx;                 /* reads land here; leftovers are copied to the connection */
     size_t rx_size;              /* at least max_head + the largest read */
+    struct conn_tx *tx;          /* the cork; NULL for none */
     const struct conn_limits *limits;
     struct conn_stats *stats;
     const struct transport *transport;

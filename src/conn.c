@@ -142,9 +142,98 @@ void conn_want_flush(struct conn *c)
         c->env->want_flush(c->env->ctx, c);
 }
 
+static unsigned tp_status(const struct conn *c)
+{
+    return c->env->transport->ops->status(c->tp_state);
+}
+
+/* Forgets what the cork holds for c: it will never be sent. */
+static void drop_cork(struct conn *c)
+{
+    struct conn_tx *tx = c->env->tx;
+    if (tx && tx->owner == c)
+        tx->owner = NULL;
+}
+
+int conn_cork_frame(struct conn *c, enum ws_opcode op, const void *data, size_t len)
+{
+    struct conn_tx *tx = c->env->tx;
+    if (!tx || tx->owner != c)
+        return 1;
+    size_t h = ws_header_len(len);
+    if (h + len > CONN_TX_SIZE - tx->len)
+        return conn_uncork(c) < 0 ? -1 : 1;
+    ws_encode_header(tx->buf + tx->len, op, len);
+    if (len)
+        memcpy(tx->buf + tx->len + h, data, len);
+    tx->len += h + len;
+    return 0;
+}
+
+/* Queues n bytes of the cork from off, for the next flush. Returns 0 or -1 (aborted). */
+static int queue_corked(struct conn *c, const struct conn_tx *tx, size_t off)
+{
+    struct sbuf *s = sbuf_new(tx->len - off);
+    if (!s || (memcpy(s->data, tx->buf + off, tx->len - off), outq_push(&c->out, s, 0)) < 0) {
+        sbuf_unref(s);
+        conn_abort(c);
+        return -1;
+    }
+    sbuf_unref(s);
+    conn_want_flush(c);
+    return 0;
+}
+
+int conn_uncork(struct conn *c)
+{
+    struct conn_tx *tx = c->env->tx;
+    if (!tx || tx->owner != c)
+        return 0;
+    tx->owner = NULL;
+    return tx->len ? queue_corked(c, tx, 0) : 0;
+}
+
+/* Lets c use the cork while its input is processed, if nothing waits to go to it. */
+static void cork(struct conn *c)
+{
+    struct conn_tx *tx = c->env->tx;
+    if (tx && c->state == CONN_WS && outq_empty(&c->out) && !(tp_status(c) & TRANSPORT_HAS_OUTPUT)) {
+        tx->owner = c;
+        tx->len = 0;
+    }
+}
+
+/* Ends c's use of the cork: what it holds is written now, the rest queued. */
+static void uncork_write(struct conn *c)
+{
+    struct conn_tx *tx = c->env->tx;
+    if (!tx || tx->owner != c)
+        return;
+    tx->owner = NULL;
+    if (!tx->len)
+        return;
+    struct iovec iov = {tx->buf, tx->len};
+    ssize_t n = c->env->transport->ops->writev(c->tp_state, c->io.fd, &iov, 1);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        c->why = CONN_CLOSE_ERROR;
+        conn_abort(c);
+        return;
+    }
+    size_t off = n > 0 ? (size_t)n : 0;
+    c->env->stats->bytes_out += off;
+    if (off < tx->len)
+        queue_corked(c, tx, off);
+    else if (tp_status(c) & TRANSPORT_HAS_OUTPUT)
+        conn_want_flush(c);
+}
+
 /* Queues s (dropping the caller's reference either way). Returns 0 or -1. */
 int conn_queue(struct conn *c, struct sbuf *s)
 {
+    if (conn_uncork(c) < 0) {
+        sbuf_unref(s);
+        return -1;
+    }
     int rc = outq_push(&c->out, s, 0);
     sbuf_unref(s);
     if (rc == 0)
@@ -157,6 +246,7 @@ void conn_abort(struct conn *c)
     if (c->state == CONN_DEAD)
         return;
     const struct conn_env *env = c->env;
+    drop_cork(c);
     log_msg(LOG_DEBUG, "conn close fd=%d why=%s", c->io.fd, conn_close_name((enum conn_close_why)c->why));
     env->stats->closed[c->why]++;
     if (c->flags & CF_WAS_WS)
@@ -222,13 +312,9 @@ void conn_cut(struct conn *c, const char *reason)
 {
     if (c->state != CONN_WS)
         return;   /* already closing: its close frame must not be dropped */
+    drop_cork(c);
     outq_drop_unsent(&c->out);
     conn_close_why(c, WS_CLOSE_POLICY, reason, CONN_CLOSE_SLOW);
-}
-
-static unsigned tp_status(const struct conn *c)
-{
-    return c->env->transport->ops->status(c->tp_state);
 }
 
 /* True once every byte queued has reached the socket (the transport holds none). */
@@ -392,7 +478,10 @@ static void on_readable(struct conn *c, uint32_t events)
     if (prefix)
         memcpy(env->rx, c->spill->in.data, prefix);
     size_t total = prefix + (size_t)n;
+    cork(c);
     size_t used = process(c, env->rx, total);
+    if (c->state != CONN_DEAD)
+        uncork_write(c);
     if (c->state == CONN_DEAD || keep_rest(c, env->rx + used, total - used) < 0)
         return;
     after_input(c);

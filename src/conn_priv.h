@@ -82,6 +82,13 @@ struct conn_spill *conn_spill(struct conn *c);
 /* Frees the spill once its buffers are empty and no message is inflating. */
 void conn_spill_trim(struct conn *c);
 void conn_want_flush(struct conn *c);
+/* Puts a frame into the cork when c may use it and it fits: returns 0; else
+ * 1 when the caller must queue it (what the cork held for c is queued first),
+ * or -1 when that failed (c was aborted). */
+int conn_cork_frame(struct conn *c, enum ws_opcode op, const void *data, size_t len);
+/* Moves what the cork holds for c to its queue, ending its use of the cork
+ * for this read, so that what is queued next goes after it. 0 or -1 (aborted). */
+int conn_uncork(struct conn *c);
 void conn_finish(struct conn *c);
 void conn_arm_timer(struct conn *c);
 int conn_queue(struct conn *c, struct sbuf *s);

@@ -15,9 +15,8 @@
 #include "pmdz.h"
 
 /* Counts text and binary frames as messages sent. */
-static void count_out(struct conn *c, const struct sbuf *frame)
+static void count_out(struct conn *c, unsigned op)
 {
-    unsigned op = frame->data[0] & 0x0Fu;
     if (op == WS_OP_TEXT || op == WS_OP_BINARY)
         conn_stats(c)->messages_out++;
 }
@@ -26,11 +25,13 @@ int conn_send_frame(struct conn *c, struct sbuf *frame)
 {
     if (c->state != CONN_WS)
         return -1;
+    if (conn_uncork(c) < 0)
+        return -1;
     struct sbuf *f = c->deflate_bits ? pmdz_shared(c->env->limits->deflate, c->deflate_bits, frame)
                                      : sbuf_ref(frame);
     int rc = outq_push(&c->out, f, 0);
     if (rc == 0) {
-        count_out(c, f);
+        count_out(c, f->data[0] & 0x0Fu);
         conn_want_flush(c);
     }
     sbuf_unref(f);
@@ -42,7 +43,7 @@ static int send_frame(struct conn *c, enum ws_opcode op, const void *data, size_
     struct sbuf *s = ws_frame_new(op, data, len);
     if (!s)
         return -1;
-    count_out(c, s);
+    count_out(c, op);
     return conn_queue(c, s);
 }
 
@@ -50,12 +51,16 @@ int conn_send(struct conn *c, enum ws_opcode op, const void *data, size_t len)
 {
     if (c->state != CONN_WS)
         return -1;
-    if (!c->deflate_bits)
-        return send_frame(c, op, data, len);
+    if (!c->deflate_bits) {
+        int corked = conn_cork_frame(c, op, data, len);
+        if (corked == 0)
+            count_out(c, op);
+        return corked == 1 ? send_frame(c, op, data, len) : corked;
+    }
     struct sbuf *s = pmdz_frame(c->env->limits->deflate, c->deflate_bits, op, data, len);
     if (!s)
         return -1;
-    count_out(c, s);
+    count_out(c, op);
     return conn_queue(c, s);
 }
 

@@ -71,6 +71,7 @@ struct server {
     uint64_t accepted;
     uint64_t fd_warned_ms;      /* when running out of fds was last logged */
     uint8_t *rx;                /* reads land here; leftovers go to the connection */
+    struct conn_tx tx;          /* the cork */
 };
 
 static struct slot *slot_of(struct conn *c)
@@ -296,7 +297,7 @@ struct server *server_new(struct loop *loop, const struct server_config *cfg, se
     srv->pending_tail = &srv->pending;
     srv->transport = cfg->transport ? *cfg->transport : (struct transport){.ops = &transport_tcp_ops};
     srv->env = (struct conn_env){
-        .loop = loop, .rx = rx, .rx_size = rx_size, .limits = &srv->cfg.limits, .stats = &srv->stats,
+        .loop = loop, .rx = rx, .rx_size = rx_size, .tx = &srv->tx, .limits = &srv->cfg.limits, .stats = &srv->stats,
         .transport = &srv->transport, .date = &srv->date, .ctx = srv,
         .request = env_request, .want_flush = env_want_flush, .closed = env_closed, .dead = env_dead,
     };
