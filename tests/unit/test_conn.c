@@ -47,6 +47,8 @@ static struct {
     int defer;                   /* the request handler defers its answer (ms to wait) */
     int expired, answer_on_expiry;
     char body[256];
+    int flush_requests;          /* want_flush calls */
+    struct conn_tx tx;
     struct loop_timer stop_timer;
 } H;
 
@@ -134,6 +136,7 @@ static void on_want_flush(void *ctx, struct conn *c)
     (void)ctx;
     (void)c;
     H.want_flush = 1;
+    H.flush_requests++;
 }
 
 static void on_closed(void *ctx, struct conn *c)
@@ -194,7 +197,7 @@ static void setup(void)
     H.lim = (struct conn_limits){.handshake_timeout = 1, .close_timeout = 2, .max_message = 1 << 20,
                                  .max_head = 8192, .max_body = 200};
     H.tp = (struct transport){.ops = &transport_tcp_ops};
-    H.env = (struct conn_env){.loop = H.loop, .rx = H.rx, .rx_size = RX_SIZE, .limits = &H.lim,
+    H.env = (struct conn_env){.loop = H.loop, .rx = H.rx, .rx_size = RX_SIZE, .tx = &H.tx, .limits = &H.lim,
                               .stats = &H.stats, .transport = &H.tp, .date = &H.date,
                               .request = on_request, .want_flush = on_want_flush, .closed = on_closed,
                               .dead = on_dead};
@@ -355,6 +358,50 @@ START_TEST(test_message_in_and_echo_out)
     ck_assert_mem_eq(buf + 2, "ping", 4);
     ck_assert_uint_eq(H.stats.messages_in, 1);
     ck_assert_uint_eq(H.stats.messages_out, 1);
+}
+END_TEST
+
+/* A reply from inside the message handler leaves at the end of its read,
+ * without going through the queue; a pong queued between two echoes of the
+ * same read moves the first echo to the queue ahead of it, so the three
+ * frames keep their order. */
+START_TEST(test_cork_keeps_order)
+{
+    open_ws();
+    H.echo = 1;
+    int flushes = H.flush_requests;
+    uint8_t f[64], buf[64];
+    size_t n = client_frame(f, 0x1, "x", 1);
+    peer_send(f, n);
+    ck_assert_uint_eq(peer_read(buf, 3, 50), 3);
+    ck_assert_mem_eq(buf, "\x81\x01x", 3);
+    ck_assert_int_eq(H.flush_requests, flushes);   /* written straight from the cork */
+    n = client_frame(f, 0x1, "a1", 2);
+    n += client_frame(f + n, 0x9, "p", 1);
+    n += client_frame(f + n, 0x1, "b2", 2);
+    peer_send(f, n);
+    ck_assert_uint_eq(peer_read(buf, 11, 50), 11);
+    ck_assert_mem_eq(buf, "\x81\x02" "a1" "\x8a\x01p" "\x81\x02" "b2", 11);
+    ck_assert_uint_eq(H.stats.messages_out, 3);
+}
+END_TEST
+
+/* A reply larger than the cork goes through the queue, whole. */
+START_TEST(test_reply_larger_than_cork)
+{
+    enum { LEN = CONN_TX_SIZE + 1000 };
+    static uint8_t payload[LEN], f[LEN + 8], buf[LEN + 4];
+    open_ws();
+    H.echo = 1;
+    for (size_t i = 0; i < LEN; i++)
+        payload[i] = (uint8_t)(i * 7);
+    size_t n = client_frame(f, 0x2, payload, LEN);
+    peer_send(f, n);
+    ck_assert_uint_eq(peer_read(buf, LEN + 4, 200), LEN + 4);
+    ck_assert_uint_eq(buf[0], 0x82);
+    ck_assert_uint_eq(buf[1], 126);
+    ck_assert_uint_eq((buf[2] << 8) | buf[3], LEN);
+    ck_assert_mem_eq(buf + 4, payload, LEN);
 }
 END_TEST
 
@@ -582,6 +629,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_deferred_answer_then_next_request);
     tcase_add_test(tc, test_deferred_peer_gone_tells_endpoint_once);
     tcase_add_test(tc, test_deferred_expiry);
+    tcase_add_test(tc, test_cork_keeps_order);
+    tcase_add_test(tc, test_reply_larger_than_cork);
     suite_add_tcase(s, tc);
     return s;
 }
