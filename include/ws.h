@@ -60,27 +60,29 @@ struct ws_event {
     const char *reason;   /* ERROR: a short static description */
 };
 
+/* 32 bytes: every WebSocket connection holds one. */
 struct ws_parser {
     uint64_t remaining;   /* payload bytes left in the current data frame */
-    uint64_t msg_len;     /* bytes of the current message so far (for the limits) */
+    uint32_t msg_len;     /* bytes of the current message so far, kept while a limit applies
+                             (a limit is below 4 GiB, so it fits; unused when unlimited) */
     uint32_t max_text;    /* bytes of a text message, 0 = unlimited (32 bits: --max-message stops at 1 GiB) */
     uint32_t max_binary;  /* bytes of a binary message, 0 = unlimited */
     uint8_t mask[4];
-    uint8_t utf8_state;
-    uint8_t fail_reason;  /* index of the error's description */
-    uint8_t mask_pos;     /* offset into mask of the next payload byte */
-    uint8_t in_frame;     /* inside a data frame's payload */
-    uint8_t frame_fin;    /* FIN bit of the current data frame */
-    uint8_t msg_opcode;   /* TEXT/BINARY of the unfinished message, 0 if none */
-    uint8_t first_pending;/* the message's first chunk has not been reported yet */
-    uint8_t failed;       /* an error was returned: every later call returns it again */
-    uint8_t allow_rsv1;   /* permessage-deflate negotiated: RSV1 marks a compressed message */
-    uint8_t msg_compressed; /* the unfinished message is compressed */
     uint16_t fail_code;
+    uint8_t utf8_state;
+    unsigned mask_pos : 2;       /* offset into mask of the next payload byte */
+    unsigned in_frame : 1;       /* inside a data frame's payload */
+    unsigned frame_fin : 1;      /* FIN bit of the current data frame */
+    unsigned first_pending : 1;  /* the message's first chunk has not been reported yet */
+    unsigned failed : 1;         /* an error was returned: every later call returns it again */
+    unsigned allow_rsv1 : 1;     /* permessage-deflate negotiated: RSV1 marks a compressed message */
+    unsigned msg_compressed : 1; /* the unfinished message is compressed */
+    unsigned msg_opcode : 4;     /* TEXT/BINARY of the unfinished message, 0 if none */
+    unsigned fail_reason : 4;    /* index of the error's description */
 };
 
 /* Prepares a parser for a new connection. max_message bounds a message's total
- * payload (0 = no bound; above 4 GiB - 1 it is taken as 4 GiB - 1); a frame
+ * payload (0 = no bound; above 3 GiB it is taken as 3 GiB); a frame
  * that would pass it is an error (1009) as soon as its header is read, before
  * any payload is buffered. */
 void ws_parser_init(struct ws_parser *p, uint64_t max_message);

@@ -9,9 +9,13 @@
 
 #include "utf8.h"
 
+/* A limit as kept: at most 3 GiB, so that with deflate's overhead added a
+ * message's length still fits msg_len's 32 bits. */
+#define LIMIT_MAX (3u << 30)
+
 static uint32_t limit32(uint64_t max)
 {
-    return max > UINT32_MAX ? UINT32_MAX : (uint32_t)max;
+    return max > LIMIT_MAX ? LIMIT_MAX : (uint32_t)max;
 }
 
 void ws_parser_init(struct ws_parser *p, uint64_t max_message)
@@ -283,7 +287,7 @@ static size_t parse_header(struct ws_parser *p, uint8_t *buf, size_t len, struct
         p->utf8_state = UTF8_ACCEPT;
         p->first_pending = 1;
     }
-    p->msg_len = so_far + plen;
+    p->msg_len = (uint32_t)(so_far + plen);   /* <= max when there is one */
     memcpy(p->mask, key, 4);
     p->mask_pos = 0;
     p->remaining = plen;
