@@ -39,8 +39,8 @@ void buf_free(struct buf *b);
  * so a use after free is caught. One thread per process: the lists are
  * process-wide and unlocked. */
 #define BUF_CLASS_MAX (64u * 1024u)
-#define BUF_CACHE_CLASS_MAX (256u * 1024u)
-#define BUF_CACHE_MAX (2u * 1024u * 1024u)
+#define BUF_CACHE_CLASS_MAX (1024u * 1024u)
+#define BUF_CACHE_MAX (4u * 1024u * 1024u)
 
 /* The size a request of n bytes really gets (its class, or n above BUF_CLASS_MAX). */
 size_t buf_block_size(size_t n);

@@ -28,8 +28,8 @@ struct outq {
     size_t bytes;            /* unsent payload bytes */
     uint32_t head, count;
     uint32_t sent;           /* bytes ever advanced, modulo 2^32: tells progress from a stall */
+    uint16_t room;           /* free bytes in the tail item when it is a coalescing buffer, else 0 */
     uint8_t cap_log2;
-    uint8_t open;            /* the tail item is a coalescing buffer that takes more frames */
 };
 
 /* Queues bytes [off, s->len) of s: behind other items, up to OUTQ_COALESCE_MAX

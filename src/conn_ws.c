@@ -25,7 +25,7 @@ int conn_send_frame(struct conn *c, struct sbuf *frame)
 {
     if (c->state != CONN_WS)
         return -1;
-    if (conn_uncork(c) < 0)
+    if (c->env->tx && c->env->tx->owner == c && conn_uncork(c) < 0)
         return -1;
     struct sbuf *f = c->deflate_bits ? pmdz_shared(c->env->limits->deflate, c->deflate_bits, frame)
                                      : sbuf_ref(frame);

@@ -29,7 +29,7 @@ struct outq_item {
     uint32_t is_file;
 };
 
-_Static_assert(sizeof(struct outq) <= 32, "struct outq is in every connection");
+_Static_assert(OUTQ_COALESCE_CAP <= UINT16_MAX && sizeof(struct outq) <= 32, "struct outq is in every connection");
 
 /* Slots in the ring: a power of two, 0 without one. */
 static uint32_t ring_cap(const struct outq *q)
@@ -57,15 +57,6 @@ static int grow(struct outq *q)
     return 0;
 }
 
-/* Free bytes in the tail coalescing buffer; 0 when the tail takes no more. */
-static uint32_t room(const struct outq *q)
-{
-    if (!q->open)
-        return 0;
-    const struct sbuf *c = slot(q, q->count - 1)->buf;
-    return c->cap - c->len;
-}
-
 /* The free slot after the tail (not yet counted), or NULL when out of memory. */
 static struct outq_item *tail_slot(struct outq *q)
 {
@@ -79,7 +70,7 @@ static struct outq_item *tail_slot(struct outq *q)
  * when small and large frames alternate. */
 static void seal(struct outq *q)
 {
-    if (room(q) >= OUTQ_COALESCE_CAP / 2) {
+    if (q->room >= OUTQ_COALESCE_CAP / 2) {
         struct outq_item *it = slot(q, q->count - 1);
         struct sbuf *s = sbuf_new(it->buf->len);
         if (s) {
@@ -88,13 +79,13 @@ static void seal(struct outq *q)
             it->buf = s;
         }
     }
-    q->open = 0;
+    q->room = 0;
 }
 
 /* Appends n bytes to the tail coalescing buffer, starting a new one if they do not fit. */
 static int coalesce(struct outq *q, const uint8_t *p, size_t n)
 {
-    if (room(q) < n) {
+    if (q->room < n) {
         struct outq_item *it = tail_slot(q);
         struct sbuf *c = it ? sbuf_new(OUTQ_COALESCE_CAP - sizeof(struct sbuf)) : NULL;
         if (!c)
@@ -105,11 +96,12 @@ static int coalesce(struct outq *q, const uint8_t *p, size_t n)
         it->off = 0;
         it->is_file = 0;
         q->count++;
-        q->open = 1;
+        q->room = (uint16_t)c->cap;
     }
     struct sbuf *c = slot(q, q->count - 1)->buf;
     memcpy(c->data + c->len, p, n);
     c->len += (uint32_t)n;
+    q->room -= (uint16_t)n;
     q->bytes += n;
     return 0;
 }
@@ -205,7 +197,8 @@ static void free_if_empty(struct outq *q)
         buf_block_free(q->items, ring_cap(q) * sizeof(struct outq_item));
         q->items = NULL;
         q->head = 0;
-        q->cap_log2 = q->open = 0;
+        q->cap_log2 = 0;
+        q->room = 0;
     }
 }
 
@@ -246,7 +239,7 @@ size_t outq_bytes(const struct outq *q)
 
 size_t outq_cost(const struct outq *q)
 {
-    return q->bytes + room(q) + (size_t)q->count * OUTQ_ITEM_COST + (size_t)ring_cap(q) * sizeof(struct outq_item);
+    return q->bytes + q->room + (size_t)q->count * OUTQ_ITEM_COST + (size_t)ring_cap(q) * sizeof(struct outq_item);
 }
 
 uint32_t outq_sent(const struct outq *q)
@@ -263,7 +256,7 @@ void outq_drop_unsent(struct outq *q)
         item_release(it);
         q->count--;
     }
-    q->open = 0;
+    q->room = 0;
     free_if_empty(q);
 }
 

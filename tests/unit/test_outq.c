@@ -462,7 +462,7 @@ START_TEST(test_file_ends_coalescing)
     ck_assert_uint_eq(q.count, 2);   /* the first frame by reference, the rest copied */
     ck_assert_int_eq(outq_push_file(&q, fd, 0, 3000), 0);
     model_add(&m, content.data, 3000);
-    ck_assert_uint_eq(q.open, 0);
+    ck_assert_uint_eq(q.room, 0);
     for (int i = 0; i < 50; i++)
         push_frame(&q, &m, 7, 0, &seed);
     ck_assert_uint_eq(q.count, 4);
@@ -627,7 +627,7 @@ START_TEST(test_clear_releases_everything)
         ck_assert_ptr_null(q.items);
         ck_assert_uint_eq(outq_bytes(&q), 0);
         ck_assert_uint_eq(outq_cost(&q), 0);
-        ck_assert_uint_eq(q.open, 0);
+        ck_assert_uint_eq(q.room, 0);
         for (int i = 0; i < 10; i++) {
             EXPECT(f[i]->refs == 1, "frame %d has %u references after clear", i, f[i]->refs);
             sbuf_unref(f[i]);
