@@ -59,7 +59,8 @@ struct broker_presence {
     int guest;            /* join: no nick was asked for: a cluster broker may pick guest-N */
     int mine;             /* on delivery: about a member of this node */
     int given;            /* on delivery of a JOIN: nick is the one the cluster gave (else the joiner keeps its own) */
-    int refused;          /* on delivery of a rename of mine: the nick was taken, nothing changed */
+    int refused;          /* on delivery, of mine: a rename whose nick was taken, a join that did not reach
+                             the cluster, or a leave of an entry no longer this node's; nothing changed */
     const char *user;     /* the member's user id when it signed in, else NULL (carried on one node; a
                              cluster broker may not carry it yet) */
     int kicked;           /* leave: removed by a moderator or the application; why holds the reason */
@@ -103,7 +104,7 @@ struct broker_handler {
     void (*restart)(void *ctx, const char *room, const char *epoch, uint64_t seq);
     /* The room is in the cluster's order: its joiners may be welcomed. */
     void (*ready)(void *ctx, const char *room);
-    /* A roster change in the room's order (for a RENAME of mine, maybe refused). */
+    /* A roster change in the room's order (one of mine maybe refused: see refused). */
     void (*presence)(void *ctx, const char *room, const struct broker_presence *p);
     /* The room's roster as the cluster has it (after restart, before ready):
      * n entries of total members (the entries may leave some out, never

@@ -238,6 +238,11 @@ static int roster_add(struct chat *chat, struct hub_room *room, const char *nick
 static void presence_join(struct chat *chat, struct hub_room *room, const struct broker_presence *p)
 {
     struct chat_client *cl = p->mine && p->id ? joiner(chat, room, p->id) : NULL;
+    if (p->refused) {   /* the join never reached the cluster: nothing to announce */
+        if (cl)
+            conn_close(cl->member.sink, WS_CLOSE_TRY_AGAIN, "the cluster is unavailable: try again later");
+        return;
+    }
     struct hub_member *again = p->mine && !cl ? hub_local_find(chat->hub, room, p->old) : NULL;
     if (again && !again->pending) {
         /* a member of ours joined again after the cluster lost it: only its nick may change */
