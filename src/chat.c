@@ -355,7 +355,7 @@ void chat_message(void *ctx, struct conn *c, enum ws_opcode op, uint8_t *data, s
 {
     struct chat *chat = ctx;
     struct chat_client *cl = conn_data(c);
-    if (cl->waiting)
+    if (joining_of(cl))
         early_keep(cl, op, data, len);
     else if (op == WS_OP_TEXT)
         chat_line(chat, cl, (const char *)data, len);

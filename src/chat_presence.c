@@ -77,14 +77,15 @@ static void early_free(struct early *e)
  * meanwhile, for the caller to handle and free. */
 static struct early *joining_drop(struct chat *chat, struct chat_client *cl)
 {
-    struct joining *j = cl->waiting;
+    struct joining *j = joining_of(cl);
     if (!j)
         return NULL;
     struct joining **p = joiner_slot(chat, j->id);
     if (*p == j)
         *p = j->next;
     struct early *e = j->early;
-    cl->waiting = NULL;
+    cl->member.tag &= (uint8_t)~TAG_JOINING;
+    ratelimit_bucket_init(&cl->lines, &chat->lines, (uint32_t)conn_now_ms(cl->member.sink));   /* in place of waiting */
     free(j);
     return e;
 }
@@ -94,7 +95,7 @@ static struct early *joining_drop(struct chat *chat, struct chat_client *cl)
  * asked for only hurts itself). */
 void early_keep(struct chat_client *cl, enum ws_opcode op, const uint8_t *data, size_t len)
 {
-    struct joining *j = cl->waiting;
+    struct joining *j = joining_of(cl);
     struct early *e = j->early_bytes + len <= EARLY_MAX ? malloc(sizeof(*e) + len) : NULL;
     if (!e) {
         conn_close(cl->member.sink, WS_CLOSE_POLICY, "too much sent before the welcome");
@@ -115,7 +116,7 @@ void early_keep(struct chat_client *cl, enum ws_opcode op, const uint8_t *data, 
  * handles what it sent before, in order. */
 static void welcome_joined(struct chat *chat, struct chat_client *cl)
 {
-    welcome(chat, cl, &cl->waiting->resume);
+    welcome(chat, cl, &joining_of(cl)->resume);
     struct early *early = joining_drop(chat, cl);
     for (struct early *e = early; e && conn_is_open(cl->member.sink); e = e->next)
         chat_message(chat, cl->member.sink, e->op, e->data, e->len);
@@ -140,6 +141,7 @@ void chat_open(void *ctx, struct conn *c, const struct http_request *req)
     j->next = chat->joiners[j->id % JOINERS_BUCKETS];
     chat->joiners[j->id % JOINERS_BUCKETS] = j;
     cl->waiting = j;
+    cl->member.tag |= TAG_JOINING;
     struct ask a;
     char guest[COMMAND_NICK_MAX + 1];
     a.nick_len = http_query_get(req->query, "nick", a.nick, sizeof(a.nick));   /* checked by accept */
@@ -151,8 +153,8 @@ void chat_open(void *ctx, struct conn *c, const struct http_request *req)
         conn_close(c, WS_CLOSE_TRY_AGAIN, "the cluster is unavailable: try again later");
         return;
     }
-    if (cl->waiting)
-        cl->waiting->sent = 1;   /* else the join came back at once, and it was welcomed */
+    if (joining_of(cl))
+        joining_of(cl)->sent = 1;   /* else the join came back at once, and it was welcomed */
 }
 
 /* The broker has the room in the cluster's order: welcome who waited. A
@@ -167,7 +169,7 @@ void chat_ready(void *ctx, const char *name)
     hub_room_set_ready(room, 1);
     for (size_t i = 0; i < hub_room_local(room); i++) {
         struct chat_client *cl = client_of(hub_room_member(room, i));
-        if (!cl->waiting || cl->member.pending)
+        if (!joining_of(cl) || cl->member.pending)
             continue;
         welcome_joined(chat, cl);
         /* its join is in the roster the sync gave, not a live event: it is
@@ -369,7 +371,7 @@ void chat_close(void *ctx, struct conn *c)
         p.kicked_by = k->by[0] ? k->by : NULL;
         p.kicked_by_user = k->by_user[0] ? k->by_user : NULL;
     }
-    int sent = !cl->waiting || cl->waiting->sent;
+    int sent = !joining_of(cl) || joining_of(cl)->sent;
     early_free(joining_drop(chat, cl));
     hub_leave_keep(chat->hub, &cl->member, user[0] ? user : NULL);
     conn_set_data(c, NULL);

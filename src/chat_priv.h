@@ -76,9 +76,12 @@ struct joining {
  * Times are the loop's milliseconds modulo 2^32, compared by difference. */
 struct chat_client {
     struct hub_member member;   /* member.sink is the struct conn (first: see client_of) */
-    struct ratelimit_bucket lines, frames, bytes;
+    union {                     /* a member not yet welcomed sends no line: one or the other */
+        struct joining *waiting;         /* while TAG_JOINING: how it joins (see joining_of) */
+        struct ratelimit_bucket lines;   /* once welcomed */
+    };
+    struct ratelimit_bucket frames, bytes;
     struct ratelimit_flood flood;
-    struct joining *waiting;    /* set until it is welcomed */
 };
 _Static_assert(offsetof(struct chat_client, member) == 0, "client_of casts a member to its client");
 
@@ -87,7 +90,14 @@ enum {
     TAG_SEEN = 1u << 0,     /* matched while loading a roster (chat_roster) */
     TAG_USER = 1u << 1,     /* authenticated: the client is a struct chat_user */
     TAG_KICKED = 1u << 2,   /* kicked: its leave says so (see struct kick_note) */
+    TAG_JOINING = 1u << 3,  /* not yet welcomed: the client's waiting is set, not its lines */
 };
+
+/* How cl joins while it is not yet welcomed, else NULL. */
+static inline struct joining *joining_of(const struct chat_client *cl)
+{
+    return cl->member.tag & TAG_JOINING ? cl->waiting : NULL;
+}
 
 /* Why a member was kicked, kept from the kick to its close, where its leave
  * is published. Kicks are rare: a short list. */
