@@ -27,7 +27,7 @@ static long resume_start(const struct chat *chat, const struct hub_room *room, c
     return (long)start;
 }
 
-/* Sends cl its welcome (with what resume asks for) and announces it. */
+/* Sends cl its welcome (with what resume asks for); its join is announced by whoever welcomes it. */
 static void welcome(struct chat *chat, struct chat_client *cl, const struct resume *resume)
 {
     struct hub_room *room = cl->member.room;
@@ -56,6 +56,7 @@ static void welcome(struct chat *chat, struct chat_client *cl, const struct resu
     event_send(chat, cl);
 }
 
+/* Where join id is, or would go, in chat.joiners. */
 static struct joining **joiner_slot(struct chat *chat, uint64_t id)
 {
     struct joining **p = &chat->joiners[id % JOINERS_BUCKETS];
