@@ -91,6 +91,27 @@ struct broker_room_state {
 /* status: 0 (st set), 404 (no such room in the cluster) or 503. */
 typedef void (*broker_state_fn)(void *arg, int status, const struct broker_room_state *st);
 
+/* One room of the cluster's list (see broker_ops.room_list). */
+struct broker_room_entry {
+    const char *room;
+    uint64_t count;                         /* its members, on every node */
+    uint64_t seq;                           /* its last message, 0 when none */
+    const char *epoch;
+};
+
+/* A page of the cluster's rooms in name order; valid during the callback
+ * only. next: the name to list after for the following page, or NULL when
+ * no room is left (it may be set on a page with fewer rooms than asked, even
+ * none, when the broker bounded its work). */
+struct broker_room_list {
+    const struct broker_room_entry *rooms;
+    size_t n;
+    const char *next;
+};
+
+/* status: 0 (l set) or 503. */
+typedef void (*broker_list_fn)(void *arg, int status, const struct broker_room_list *l);
+
 /* How a broker hands a room's state and publications back; data is valid
  * during the call only. A room opened with room_open gets: restart (its
  * state as the cluster has it), its history as history deliveries, oldest
@@ -129,6 +150,12 @@ struct broker_ops {
      * when the broker keeps no state of its own (a single node: the hub has
      * it all), or -1 when it cannot now. */
     int (*room_state)(void *impl, const char *room, uint64_t since, size_t limit, broker_state_fn fn, void *arg);
+    /* Lists the cluster's rooms whose names start with prefix and come after
+     * `after` ("" for both: from the first room), up to limit, in name
+     * order; fn is called once, maybe later. Returns 0, 1 when the broker
+     * keeps no state of its own (the hub has every room), or -1 when it
+     * cannot now. */
+    int (*room_list)(void *impl, const char *prefix, const char *after, size_t limit, broker_list_fn fn, void *arg);
     /* Asks every other node to close its members that k names (a single
      * node has none: nothing to do). Returns 0, or -1 when it cannot now. */
     int (*kick)(void *impl, const struct broker_kick *k);
@@ -164,6 +191,10 @@ int broker_presence(struct broker *b, const char *room, const struct broker_pres
 /* See broker_ops.room_state. */
 int broker_room_state(struct broker *b, const char *room, uint64_t since, size_t limit, broker_state_fn fn,
                       void *arg);
+
+/* See broker_ops.room_list. */
+int broker_room_list(struct broker *b, const char *prefix, const char *after, size_t limit, broker_list_fn fn,
+                     void *arg);
 
 /* Asks the other nodes to close the members k names (see broker_ops.kick). */
 int broker_kick(struct broker *b, const struct broker_kick *k);

@@ -79,6 +79,13 @@ int chat_post(struct chat *chat, const char *room, const char *nick, const char 
 int chat_room_state(struct chat *chat, const char *room, uint64_t since, size_t limit, broker_state_fn fn,
                     void *arg);
 
+/* Lists the cluster's rooms (names starting with prefix, after `after`, up
+ * to limit) through the broker; fn is called once, maybe later. Returns 0,
+ * 1 when this node's hub holds every room (one node: read the hub), or -1
+ * when it cannot now. */
+int chat_room_list(struct chat *chat, const char *prefix, const char *after, size_t limit, broker_list_fn fn,
+                   void *arg);
+
 /* The hub, for reading rooms, members and history; never to change them. */
 struct hub *chat_hub(const struct chat *chat);
 

@@ -34,6 +34,13 @@ static int memory_room_state(void *impl, const char *room, uint64_t since, size_
     return 1;   /* the hub holds every room there is */
 }
 
+static int memory_room_list(void *impl, const char *prefix, const char *after, size_t limit, broker_list_fn fn,
+                            void *arg)
+{
+    (void)impl, (void)prefix, (void)after, (void)limit, (void)fn, (void)arg;
+    return 1;   /* the hub holds every room there is */
+}
+
 static int memory_kick(void *impl, const struct broker_kick *k)
 {
     (void)impl;
@@ -77,6 +84,7 @@ static const struct broker_ops memory_ops = {
     .presence = memory_presence,
     .kick = memory_kick,
     .room_state = memory_room_state,
+    .room_list = memory_room_list,
     .room_open = memory_room_open,
     .room_close = memory_room_close,
     .available = memory_available,
@@ -108,6 +116,12 @@ int broker_room_state(struct broker *b, const char *room, uint64_t since, size_t
                       void *arg)
 {
     return b->ops->room_state(b->impl, room, since, limit, fn, arg);
+}
+
+int broker_room_list(struct broker *b, const char *prefix, const char *after, size_t limit, broker_list_fn fn,
+                     void *arg)
+{
+    return b->ops->room_list(b->impl, prefix, after, limit, fn, arg);
 }
 
 int broker_kick(struct broker *b, const struct broker_kick *k)

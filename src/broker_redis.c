@@ -5,6 +5,9 @@
  * US being byte 31), P:{R}:sfx (nick suffix counters), P:{R}:pseq (numbers roster
  * changes), and the channel P:ch:R. Per node N: P:node:N (R US NICK of each
  * of its members) and the zset P:nodes (N -> last heartbeat, Redis's clock).
+ * The room registry P:rooms: a zset of room names, every score 0, holding
+ * every room with members or a seq (and rooms gone since, until the list
+ * script next passes them and removes them).
  * A publication travels as KIND SEQ ':' EPOCH ':' DATA: KIND M (a message,
  * SEQ its number) or B (binary), or J, N, L (join, rename, leave: SEQ is
  * the roster change's number, DATA NODE US ID US NICK US OLD US WHY US USER
@@ -34,6 +37,7 @@
 #define HELD_MAX 10000          /* publications held per room while it catches up */
 #define SYNC_MAX 100000         /* stream entries read by one sync */
 #define EXPIRE_BUDGET 1000      /* members of dead nodes removed per heartbeat */
+#define LIST_GONE_MAX 256       /* gone rooms one room list removes from the registry */
 
 
 enum room_state { SUBSCRIBING, SYNCING, READY };
@@ -75,7 +79,7 @@ struct redis_broker {
     char node_id[128];
     struct broker_handler h;
     struct redis_link *cmd, *sub;
-    struct redis_script publish, sync, presence, node, state;
+    struct redis_script publish, sync, presence, node, state, list;
     struct loop_timer heartbeat;
     int registered;              /* a heartbeat of this node reached Redis */
     struct rroom *buckets[1024];
@@ -128,6 +132,13 @@ static size_t room_key(const struct redis_broker *rb, const char *room, const ch
 static size_t channel_of(const struct redis_broker *rb, const char *room, char *out, size_t size)
 {
     int n = snprintf(out, size, "%s:ch:%s", rb->prefix, room);
+    return n < 0 || (size_t)n >= size ? 0 : (size_t)n;
+}
+
+/* The room registry's key, P:rooms. */
+static size_t registry_key(const struct redis_broker *rb, char *out, size_t size)
+{
+    int n = snprintf(out, size, "%s:rooms", rb->prefix);
     return n < 0 || (size_t)n >= size ? 0 : (size_t)n;
 }
 
@@ -399,12 +410,14 @@ static void start_sync(struct redis_broker *rb, struct rroom *r)
     new_epoch(rb, epoch);
     snprintf(last, sizeof(last), "%llu", (unsigned long long)r->last);
     const char *known = r->known ? r->epoch : "";
-    char knode[300], rmax[24];
+    char knode[300], krooms[200], rmax[24];
     int n6 = snprintf(knode, sizeof(knode), "%s:node:%s", rb->prefix, rb->node_id);
     snprintf(rmax, sizeof(rmax), "%llu", (unsigned long long)rb->cfg.roster_max);
-    const char *argv[] = {kseq, kepoch, kstream, kmembers, kpseq, knode, count, epoch, ttl, known, last, rmax, r->name};
-    size_t lens[] = {n1, n2, n3, n4, n5, n6 > 0 && (size_t)n6 < sizeof(knode) ? (size_t)n6 : 0, strlen(count),
-                     strlen(epoch), strlen(ttl), strlen(known), strlen(last), strlen(rmax), strlen(r->name)};
+    const char *argv[] = {kseq, kepoch, kstream, kmembers, kpseq, knode, krooms, count, epoch, ttl, known, last, rmax,
+                          r->name};
+    size_t lens[] = {n1, n2, n3, n4, n5, n6 > 0 && (size_t)n6 < sizeof(knode) ? (size_t)n6 : 0,
+                     registry_key(rb, krooms, sizeof(krooms)), strlen(count), strlen(epoch), strlen(ttl),
+                     strlen(known), strlen(last), strlen(rmax), strlen(r->name)};
     void **priv = malloc(2 * sizeof(void *));
     char *name = strdup(r->name);
     r->state = SYNCING;
@@ -416,7 +429,7 @@ static void start_sync(struct redis_broker *rb, struct rroom *r)
     }
     priv[0] = rb;
     priv[1] = name;
-    if (redis_link_evalsha(rb->cmd, &rb->sync, on_sync, priv, 6, 13, argv, lens) < 0) {
+    if (redis_link_evalsha(rb->cmd, &rb->sync, on_sync, priv, 7, 14, argv, lens) < 0) {
         free(name);
         free(priv);
         r->state = SUBSCRIBING;   /* the link is down: caught up when it is back */
@@ -468,6 +481,7 @@ static void on_state(struct redis_link *l, int up, const char *reason, void *ctx
         redis_link_script_load(rb->cmd, &rb->presence, NULL, NULL);
         redis_link_script_load(rb->cmd, &rb->node, NULL, NULL);
         redis_link_script_load(rb->cmd, &rb->state, NULL, NULL);
+        redis_link_script_load(rb->cmd, &rb->list, NULL, NULL);
         send_heartbeat(rb);
     }
     if (up && links_up(rb))
@@ -582,20 +596,21 @@ static void on_published(struct redis_link *l, struct redisReply *rep, void *pri
 static int redis_publish(void *impl, const char *room, const struct broker_pub *p)
 {
     struct redis_broker *rb = impl;
-    char kseq[200], kepoch[200], kstream[200], ch[200], maxlen[24], ttl[24], epoch[EPOCH_MAX + 1];
+    char kseq[200], kepoch[200], kstream[200], krooms[200], ch[200], maxlen[24], ttl[24], epoch[EPOCH_MAX + 1];
     const char *kind = p->kind == BROKER_MESSAGE ? "M" : "B";
     size_t n1 = room_key(rb, room, "seq", kseq, sizeof(kseq)), n2 = room_key(rb, room, "epoch", kepoch, sizeof(kepoch));
     size_t n3 = room_key(rb, room, "stream", kstream, sizeof(kstream)), n4 = channel_of(rb, room, ch, sizeof(ch));
+    size_t n5 = registry_key(rb, krooms, sizeof(krooms));
     snprintf(maxlen, sizeof(maxlen), "%llu", (unsigned long long)rb->cfg.history);
     snprintf(ttl, sizeof(ttl), "%u", rb->cfg.history_ttl);
     new_epoch(rb, epoch);
-    const char *argv[] = {kseq, kepoch, kstream, ch, kind, (const char *)p->data, maxlen, ttl, epoch};
-    size_t lens[] = {n1, n2, n3, n4, 1, p->len, strlen(maxlen), strlen(ttl), strlen(epoch)};
+    const char *argv[] = {kseq, kepoch, kstream, krooms, ch, kind, (const char *)p->data, maxlen, ttl, epoch, room};
+    size_t lens[] = {n1, n2, n3, n5, n4, 1, p->len, strlen(maxlen), strlen(ttl), strlen(epoch), strlen(room)};
     struct numbering *w = &rb->plain;
     if (p->numbered && (w = malloc(sizeof(*w))))
         *w = (struct numbering){rb, p->numbered, p->numbered_arg};
-    if (!w || !n1 || !n2 || !n3 || !n4 ||
-        redis_link_evalsha(rb->cmd, &rb->publish, on_published, w, 3, 9, argv, lens) < 0) {
+    if (!w || !n1 || !n2 || !n3 || !n4 || !n5 ||
+        redis_link_evalsha(rb->cmd, &rb->publish, on_published, w, 4, 11, argv, lens) < 0) {
         if (w != &rb->plain)
             free(w);
         rb->refused++;
@@ -634,13 +649,13 @@ static int redis_presence(void *impl, const char *room, const struct broker_pres
 {
     struct redis_broker *rb = impl;
     struct presence_call *pc = calloc(1, sizeof(*pc));
-    char keys[7][200], ch[200], id[24], ttl[24], epoch[EPOCH_MAX + 1], nodekey[300];
+    char keys[6][200], krooms[200], ch[200], id[24], ttl[24], epoch[EPOCH_MAX + 1], nodekey[300];
     static const char *const what[] = {"seq", "epoch", "stream", "members", "sfx", "pseq"};
     static const char *const kinds[] = {"J", "N", "L"};
     if (!pc)
         return -1;
-    const char *argv[22];
-    size_t lens[22];
+    const char *argv[23];
+    size_t lens[23];
     for (int i = 0; i < 6; i++) {
         argv[i] = keys[i];
         lens[i] = room_key(rb, room, what[i], keys[i], sizeof(keys[i]));
@@ -651,15 +666,16 @@ static int redis_presence(void *impl, const char *room, const struct broker_pres
     new_epoch(rb, epoch);
     const char *old = p->old ? p->old : "";
     const char *why = p->why ? p->why : "";
-    const char *rest[] = {nodekey, ch, kinds[p->kind], rb->node_id, id, p->nick, old, p->guest ? "1" : "0",
+    const char *rest[] = {nodekey, krooms, ch, kinds[p->kind], rb->node_id, id, p->nick, old, p->guest ? "1" : "0",
                           epoch, ttl, room, why, p->user ? p->user : "", p->kicked ? "k" : "",
                           p->kicked_by ? p->kicked_by : "", p->kicked_by_user ? p->kicked_by_user : ""};
-    for (int i = 0; i < 16; i++) {
+    for (int i = 0; i < 17; i++) {
         argv[6 + i] = rest[i];
         lens[6 + i] = strlen(rest[i]);
     }
     lens[6] = nk > 0 && (size_t)nk < sizeof(nodekey) ? (size_t)nk : 0;
-    lens[7] = channel_of(rb, room, ch, sizeof(ch));
+    lens[7] = registry_key(rb, krooms, sizeof(krooms));
+    lens[8] = channel_of(rb, room, ch, sizeof(ch));
     pc->rb = rb;
     pc->p = *p;
     snprintf(pc->room, sizeof(pc->room), "%s", room);
@@ -670,10 +686,10 @@ static int redis_presence(void *impl, const char *room, const struct broker_pres
     pc->p.why = NULL;
     pc->p.user = pc->p.kicked_by = pc->p.kicked_by_user = NULL;   /* not kept past this call */
     pc->p.mine = 1;
-    int ok = lens[6] && lens[7];
+    int ok = lens[6] && lens[7] && lens[8];
     for (int i = 0; i < 6; i++)
         ok = ok && lens[i];
-    if (!ok || redis_link_evalsha(rb->cmd, &rb->presence, on_presence, pc, 7, 22, argv, lens) < 0) {
+    if (!ok || redis_link_evalsha(rb->cmd, &rb->presence, on_presence, pc, 8, 23, argv, lens) < 0) {
         free(pc);
         rb->refused++;
         return -1;
@@ -682,17 +698,36 @@ static int redis_presence(void *impl, const char *room, const struct broker_pres
     return 0;
 }
 
-/* ---- a room's state for the application ---- */
+/* ---- reads for the application: a room's state, the room list ---- */
 
-struct state_call {
-    struct redis_broker *rb;
-    broker_state_fn fn;
+/* Whom a read's reply goes to: the caller's callback and its argument. */
+struct read_call {
+    union {
+        broker_state_fn state;
+        broker_list_fn list;
+    } fn;
     void *arg;
 };
 
+/* EVALSHA s for a read whose reply on_reply hands to call. Returns 0, or -1
+ * when it cannot be sent now (call not made). */
+static int read_eval(struct redis_broker *rb, const struct redis_script *s, redis_reply_fn on_reply,
+                     struct read_call call, int nkeys, int argc, const char **argv, const size_t *lens)
+{
+    struct read_call *rc = malloc(sizeof(*rc));
+    if (!rc)
+        return -1;
+    *rc = call;
+    if (redis_link_evalsha(rb->cmd, s, on_reply, rc, nkeys, argc, argv, lens) < 0) {
+        free(rc);
+        return -1;
+    }
+    return 0;
+}
+
 /* Hands a STATE reply to its caller: the roster's users split out of their
  * values, the stream entries as numbered messages. */
-static void state_reply(const redisReply *rep, struct state_call *sc)
+static void state_reply(const redisReply *rep, struct read_call *sc)
 {
     const redisReply *ents = rep->element[2], *all = rep->element[3], *first = rep->element[4];
     size_t nm = all->elements / 2, k = 0, j = 0;
@@ -701,7 +736,7 @@ static void state_reply(const redisReply *rep, struct state_call *sc)
     if (!m || !msgs) {
         free(m);
         free(msgs);
-        sc->fn(sc->arg, 503, NULL);
+        sc->fn.state(sc->arg, 503, NULL);
         return;
     }
     for (size_t i = 0; i < nm; i++) {
@@ -726,7 +761,7 @@ static void state_reply(const redisReply *rep, struct state_call *sc)
     struct broker_room_state st = {.epoch = rep->element[1]->str, .seq = strtoull(rep->element[0]->str, NULL, 10),
                                    .members = m, .nmembers = k, .messages = msgs, .nmessages = j,
                                    .oldest = first->elements ? entry_seq(first->element[0]) : 0};
-    sc->fn(sc->arg, 0, &st);
+    sc->fn.state(sc->arg, 0, &st);
     free(m);
     free(msgs);
 }
@@ -734,16 +769,16 @@ static void state_reply(const redisReply *rep, struct state_call *sc)
 static void on_room_state(struct redis_link *l, struct redisReply *rep, void *privdata)
 {
     (void)l;
-    struct state_call *sc = privdata;
+    struct read_call *sc = privdata;
     if (rep && rep->type == REDIS_REPLY_INTEGER)
-        sc->fn(sc->arg, 404, NULL);
+        sc->fn.state(sc->arg, 404, NULL);
     else if (rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 5 &&
              rep->element[0]->type == REDIS_REPLY_STRING && rep->element[1]->type == REDIS_REPLY_STRING &&
              rep->element[2]->type == REDIS_REPLY_ARRAY && rep->element[3]->type == REDIS_REPLY_ARRAY &&
              rep->element[4]->type == REDIS_REPLY_ARRAY)
         state_reply(rep, sc);
     else
-        sc->fn(sc->arg, 503, NULL);
+        sc->fn.state(sc->arg, 503, NULL);
     free(sc);
 }
 
@@ -766,15 +801,72 @@ static int redis_room_state(void *impl, const char *room, uint64_t since, size_t
     argv[5] = count;
     lens[4] = strlen(from);
     lens[5] = strlen(count);
-    struct state_call *sc = malloc(sizeof(*sc));
-    if (!sc)
+    return read_eval(rb, &rb->state, on_room_state, (struct read_call){.fn.state = fn, .arg = arg}, 4, 6, argv, lens);
+}
+
+/* One room of a LIST reply (room, count, seq, epoch) into e. Returns 0 or -1. */
+static int list_entry(redisReply *const *f, struct broker_room_entry *e)
+{
+    if (f[0]->type != REDIS_REPLY_STRING || f[1]->type != REDIS_REPLY_INTEGER || f[2]->type != REDIS_REPLY_STRING ||
+        f[3]->type != REDIS_REPLY_STRING)
         return -1;
-    *sc = (struct state_call){.rb = rb, .fn = fn, .arg = arg};
-    if (redis_link_evalsha(rb->cmd, &rb->state, on_room_state, sc, 4, 6, argv, lens) < 0) {
-        free(sc);
-        return -1;
-    }
+    *e = (struct broker_room_entry){.room = f[0]->str, .count = (uint64_t)f[1]->integer,
+                                    .seq = strtoull(f[2]->str, NULL, 10), .epoch = f[3]->str};
     return 0;
+}
+
+/* The LIST reply {{room, count, seq, epoch, ...}, next}: hands the page to its caller. */
+static void on_room_list(struct redis_link *l, struct redisReply *rep, void *privdata)
+{
+    (void)l;
+    struct read_call *lc = privdata;
+    int ok = rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+             rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements % 4 == 0 &&
+             rep->element[1]->type == REDIS_REPLY_STRING;
+    const redisReply *flat = ok ? rep->element[0] : NULL, *next = ok ? rep->element[1] : NULL;
+    size_t n = ok ? flat->elements / 4 : 0;
+    struct broker_room_entry *rooms = ok ? calloc(n ? n : 1, sizeof(*rooms)) : NULL;
+    ok = rooms != NULL;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = list_entry(flat->element + 4 * i, &rooms[i]) == 0;
+    if (ok) {
+        struct broker_room_list page = {.rooms = rooms, .n = n, .next = nonempty(next->str)};
+        lc->fn.list(lc->arg, 0, &page);
+    } else {
+        if (rep && rep->type == REDIS_REPLY_ERROR)
+            log_msg(LOG_WARN, "redis room list failed error=\"%.*s\"", (int)rep->len, rep->str);
+        lc->fn.list(lc->arg, 503, NULL);
+    }
+    free(rooms);
+    free(lc);
+}
+
+static int redis_room_list(void *impl, const char *prefix, const char *after, size_t limit, broker_list_fn fn,
+                           void *arg)
+{
+    struct redis_broker *rb = impl;
+    char key[200], from[ROOM_MAX + 3], to[ROOM_MAX + 3], count[24], gone[24];
+    size_t kn = registry_key(rb, key, sizeof(key));
+    if (!kn || strlen(prefix) > ROOM_MAX || strlen(after) > ROOM_MAX)
+        return -1;
+    /* Names after `after` starting with prefix: from the later of the two
+     * (Redis compares bytes, as strcmp does), up to prefix and byte 0xff,
+     * above every byte a room name may hold (command_room_valid). */
+    if (*after && strcmp(after, prefix) >= 0)
+        snprintf(from, sizeof(from), "(%s", after);
+    else if (*prefix)
+        snprintf(from, sizeof(from), "[%s", prefix);
+    else
+        snprintf(from, sizeof(from), "-");
+    if (*prefix)
+        snprintf(to, sizeof(to), "[%s\xff", prefix);
+    else
+        snprintf(to, sizeof(to), "+");
+    snprintf(count, sizeof(count), "%zu", limit);
+    snprintf(gone, sizeof(gone), "%d", LIST_GONE_MAX);
+    const char *argv[] = {key, from, to, count, gone, rb->prefix};
+    size_t lens[] = {kn, strlen(from), strlen(to), strlen(count), strlen(gone), strlen(rb->prefix)};
+    return read_eval(rb, &rb->list, on_room_list, (struct read_call){.fn.list = fn, .arg = arg}, 1, 6, argv, lens);
 }
 
 static int redis_kick(void *impl, const struct broker_kick *k)
@@ -947,6 +1039,7 @@ static const struct broker_ops redis_ops = {
     .presence = redis_presence,
     .kick = redis_kick,
     .room_state = redis_room_state,
+    .room_list = redis_room_list,
     .room_open = redis_room_open,
     .room_close = redis_room_close,
     .available = redis_available,
@@ -973,6 +1066,7 @@ int broker_redis_init(struct broker *b, const struct broker_handler *h, const st
     redis_script_init(&rb->presence, BROKER_REDIS_PRESENCE_LUA);
     redis_script_init(&rb->node, BROKER_REDIS_NODE_LUA);
     redis_script_init(&rb->state, BROKER_REDIS_STATE_LUA);
+    redis_script_init(&rb->list, BROKER_REDIS_LIST_LUA);
     if (rb->cfg.node_timeout_ms < 1000)
         rb->cfg.node_timeout_ms = 1000;
     struct redis_link_callbacks cbs = {.state = on_state, .message = on_message};

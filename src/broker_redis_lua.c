@@ -4,8 +4,10 @@
  * top of that file. Never edited without the C side that reads replies. */
 #include "broker_redis_lua.h"
 
-/* Numbers a message, keeps it, publishes it; creates the epoch when missing.
- * Returns {seq, epoch}: a publisher may wait for its number. */
+/* Numbers a message, keeps it, publishes it; creates the epoch when missing;
+ * a message's room (ARGV[7]) goes into the registry KEYS[4] (as in every
+ * script that gives a room members or a seq). Returns {seq, epoch}: a
+ * publisher may wait for its number. */
 const char BROKER_REDIS_PUBLISH_LUA[] =
     "local epoch = redis.call('GET', KEYS[2])\n"
     "if not epoch then\n"
@@ -16,6 +18,7 @@ const char BROKER_REDIS_PUBLISH_LUA[] =
     "local seq = 0\n"
     "if ARGV[2] == 'M' then\n"
     "  seq = redis.call('INCR', KEYS[1])\n"
+    "  redis.call('ZADD', KEYS[4], 0, ARGV[7])\n"
     "  if tonumber(ARGV[4]) > 0 then\n"
     "    redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[4], seq .. '-0', 'd', ARGV[3])\n"
     "  end\n"
@@ -33,7 +36,8 @@ const char BROKER_REDIS_PUBLISH_LUA[] =
  * the wanted nick, or a free one with the wanted nick's next suffix (as the
  * hub makes them), or guest-N; a rename is refused (0) when the nick is
  * taken; a leave only removes an entry of the same node (else 0). Each
- * change is numbered (pseq) and published on the room's channel. */
+ * change is numbered (pseq) and published on the room's channel; a join or
+ * rename puts the room (ARGV[10]) in the registry KEYS[8]. */
 const char BROKER_REDIS_PRESENCE_LUA[] =
     "local epoch = redis.call('GET', KEYS[2])\n"
     "if not epoch then\n"
@@ -69,6 +73,7 @@ const char BROKER_REDIS_PRESENCE_LUA[] =
     "    end\n"
     "  end\n"
     "  redis.call('HSET', KEYS[4], nick, ARGV[3] .. us .. ARGV[4] .. us .. ARGV[6] .. us .. ARGV[12])\n"
+    "  redis.call('ZADD', KEYS[8], 0, ARGV[10])\n"
     "  redis.call('HSET', KEYS[7], ARGV[10] .. us .. nick, 1)\n"
     "  publish(nick, ARGV[6])\n"
     "  return nick\n"
@@ -78,6 +83,7 @@ const char BROKER_REDIS_PRESENCE_LUA[] =
     "  local v = redis.call('HGET', KEYS[4], ARGV[6]) or (ARGV[3] .. us .. ARGV[4] .. us .. ARGV[5] .. us .. ARGV[12])\n"
     "  redis.call('HDEL', KEYS[4], ARGV[6])\n"
     "  redis.call('HSET', KEYS[4], ARGV[5], v)\n"
+    "  redis.call('ZADD', KEYS[8], 0, ARGV[10])\n"
     "  redis.call('HDEL', KEYS[7], ARGV[10] .. us .. ARGV[6])\n"
     "  redis.call('HSET', KEYS[7], ARGV[10] .. us .. ARGV[5], 1)\n"
     "  publish(ARGV[5], ARGV[6])\n"
@@ -141,7 +147,7 @@ const char BROKER_REDIS_NODE_LUA[] =
  * random and every entry of this node (its P:node:N hash, KEYS[6], fields
  * ARGV[7] US NICK), so a big room costs a sync what a welcome can list. A counter behind what this node delivered in the same epoch (a
  * Redis that lost its last writes) is moved forward, so numbers are never
- * given twice. */
+ * given twice (and the room, ARGV[7], put back in the registry KEYS[7]). */
 const char BROKER_REDIS_SYNC_LUA[] =
     "local epoch = redis.call('GET', KEYS[2])\n"
     "if not epoch then\n"
@@ -154,6 +160,7 @@ const char BROKER_REDIS_SYNC_LUA[] =
     "if epoch == ARGV[4] and tonumber(ARGV[5]) > tonumber(seq) then\n"
     "  seq = ARGV[5]\n"
     "  redis.call('SET', KEYS[1], seq)\n"
+    "  redis.call('ZADD', KEYS[7], 0, ARGV[7])\n"
     "end\n"
     "local entries = {}\n"
     "if tonumber(ARGV[1]) > 0 then\n"
@@ -193,3 +200,37 @@ const char BROKER_REDIS_STATE_LUA[] =
     "end\n"
     "return {redis.call('GET', KEYS[1]) or '0', epoch, entries, redis.call('HGETALL', KEYS[4]),\n"
     "        redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', 1)}\n";
+
+/* A page of the cluster's rooms, read from the registry KEYS[1] (a zset,
+ * every score 0, so in name order): the names from ARGV[1] to ARGV[2]
+ * (ZRANGEBYLEX bounds), up to ARGV[3] rooms. A room exists while its
+ * members hash (P:{R}:members, P being ARGV[5]) has entries or its seq key
+ * lives (it had messages, not yet expired by --history-ttl); one that does
+ * neither is removed from the registry and skipped, at most ARGV[4] per
+ * call. Returns {{room, count, seq, epoch, ...}, next}: next is the last
+ * room listed when another follows, the last name looked at when the
+ * removals ran out, else "". Other rooms' keys are derived here, not passed:
+ * one Redis, not Redis Cluster (the registry is one global key too). */
+const char BROKER_REDIS_LIST_LUA[] =
+    "local limit, gone = tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+    "local names = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], ARGV[2], 'LIMIT', 0, limit + gone + 1)\n"
+    "local rooms, shown, looked = {}, 0, ''\n"
+    "for _, name in ipairs(names) do\n"
+    "  if gone == 0 then return {rooms, looked} end\n"
+    "  local base = ARGV[5] .. ':{' .. name .. '}:'\n"
+    "  local count = redis.call('HLEN', base .. 'members')\n"
+    "  local seq = redis.call('GET', base .. 'seq')\n"
+    "  if count == 0 and not seq then\n"
+    "    redis.call('ZREM', KEYS[1], name)\n"
+    "    gone = gone - 1\n"
+    "  elseif shown == limit then\n"
+    "    return {rooms, rooms[#rooms - 3]}\n"
+    "  else\n"
+    "    shown = shown + 1\n"
+    "    for _, v in ipairs({name, count, seq or '0', redis.call('GET', base .. 'epoch') or ''}) do\n"
+    "      table.insert(rooms, v)\n"
+    "    end\n"
+    "  end\n"
+    "  looked = name\n"
+    "end\n"
+    "return {rooms, ''}\n";

@@ -460,6 +460,12 @@ int chat_room_state(struct chat *chat, const char *room, uint64_t since, size_t 
     return broker_room_state(&chat->broker, room, since, limit, fn, arg);
 }
 
+int chat_room_list(struct chat *chat, const char *prefix, const char *after, size_t limit, broker_list_fn fn,
+                   void *arg)
+{
+    return broker_room_list(&chat->broker, prefix, after, limit, fn, arg);
+}
+
 struct hub *chat_hub(const struct chat *chat)
 {
     return chat->hub;
