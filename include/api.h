@@ -4,8 +4,9 @@
  * Bearer KEY, compared in constant time), from an allowed address; repeated
  * failures from one address are throttled. Bodies are JSON (api_body);
  * answers are JSON, errors {"error":{"code","message"}}. App layer: it
- * answers through conn, posts and disconnects through chat, reads the hub;
- * it never touches a socket and never logs a key. */
+ * answers through conn, posts and disconnects through chat, reads the hub
+ * (in a cluster, the cluster's rooms through chat's broker); it never
+ * touches a socket and never logs a key. */
 #ifndef WSHUB_API_H
 #define WSHUB_API_H
 

@@ -1,11 +1,12 @@
 /* api: the /api endpoint. Checks who calls (--api-allow, the key, a bounded
  * per-address table of failures), routes the path, reads query and body, and
  * answers JSON built here (history events go out as the very bytes members
- * got). A post waits for its number from the broker: its answer may come
- * after the request handler returns (conn_http_defer), and the wait outlives
- * the connection if need be, since the broker reports exactly once. App
- * layer: no sockets, no blocking; never logs the key or the Authorization
- * header. */
+ * got). A post waits for its number from the broker, and in a cluster a read
+ * (the room list, a room this node does not follow) for the broker's answer:
+ * it may come after the request handler returns (conn_http_defer), and the
+ * wait outlives the connection if need be, since the broker reports exactly
+ * once. App layer: no sockets, no blocking; never logs the key or the
+ * Authorization header. */
 #include "api.h"
 
 #include <errno.h>
@@ -52,8 +53,9 @@ struct api {
     uint64_t requests, refused, throttled, posts, disconnects;
 };
 
-/* A post waiting for its number. Freed when the broker has reported; c is
- * NULL once nobody waits for the answer any more. */
+/* A post waiting for its number, or a read for the cluster's answer. Freed
+ * when the broker has reported; c is NULL once nobody waits for the answer
+ * any more. */
 struct api_wait {
     struct api *api;
     struct conn *c;
@@ -86,6 +88,15 @@ static void out_cstring(struct api *a, const char *s)
 static void out_u64(struct api *a, uint64_t v)
 {
     a->out_failed |= json_append_u64(&a->out, v) < 0;
+}
+
+/* A JSON string, or null when s is NULL. */
+static void out_nullable(struct api *a, const char *s)
+{
+    if (s)
+        out_cstring(a, s);
+    else
+        out_raw(a, "null");
 }
 
 static void out_begin(struct api *a)
@@ -123,6 +134,72 @@ static void send_error(struct api *a, struct conn *c, int status, const char *co
     out_raw(a, "}}");
     log_msg(LOG_DEBUG, "api refuse status=%d code=%s", status, code);
     send_json(a, c, status, headers, keep_alive);
+}
+
+/* ---- waiting for the broker ---- */
+
+/* The broker reported on w: the connection still waiting for the answer
+ * (taken off w), or NULL. */
+static struct conn *wait_reported(struct api_wait *w)
+{
+    struct conn *c = w->c;
+    w->reported = 1;
+    w->c = NULL;
+    return c;
+}
+
+/* Frees w once the broker has reported, unless the request handler that
+ * asked is still running (it frees w then, in wait_for_report). */
+static void wait_release(struct api_wait *w)
+{
+    if (!w->handling)
+        free(w);
+}
+
+/* The request handler is done asking: the answer comes when the broker
+ * reports on w, within --api-timeout (else 504), unless it came already. */
+static void wait_for_report(struct api *a, struct conn *c, struct api_wait *w)
+{
+    w->handling = 0;
+    if (w->reported)
+        free(w);
+    else
+        conn_http_defer(c, &a->ep, w, a->cfg.wait_ms);
+}
+
+/* The cluster could not be read: 503, to be tried again. */
+static void send_unreadable(struct api *a, struct conn *c, int keep)
+{
+    send_error(a, c, 503, "unavailable", "the cluster could not be read now: try again", "Retry-After: 1\r\n", keep);
+}
+
+/* A read of the cluster about to ask the broker, or NULL (503 sent) when out of memory. */
+static struct api_wait *read_wait(struct api *a, struct conn *c, int keep)
+{
+    struct api_wait *w = malloc(sizeof(*w));
+    if (!w) {
+        send_error(a, c, 503, "unavailable", "out of memory", NULL, keep);
+        return NULL;
+    }
+    *w = (struct api_wait){.api = a, .c = c, .keep_alive = (uint8_t)keep, .handling = 1,
+                           .late = "the cluster did not answer in time: try again"};
+    return w;
+}
+
+/* After the broker was asked for read w (rc: 0 asked, 1 the hub holds it
+ * all, -1 it cannot now): returns 1 when the answer is sent, now or later,
+ * or 0 (w freed) for the caller to answer from the hub. */
+static int read_asked(struct api *a, struct conn *c, struct api_wait *w, int rc, int keep)
+{
+    if (rc == 0) {
+        wait_for_report(a, c, w);
+        return 1;
+    }
+    free(w);
+    if (rc > 0)
+        return 0;
+    send_unreadable(a, c, keep);
+    return 1;
 }
 
 /* ---- who calls ---- */
@@ -296,24 +373,38 @@ static int by_name(const void *x, const void *y)
 }
 
 /* ,"seq":S,"epoch":"E" */
-static void out_seq_epoch(struct api *a, const struct hub_room *room)
+static void out_seq_epoch(struct api *a, uint64_t seq, const char *epoch)
 {
     out_raw(a, ",\"seq\":");
-    out_u64(a, hub_room_seq(room));
+    out_u64(a, seq);
     out_raw(a, ",\"epoch\":");
-    out_cstring(a, hub_room_epoch(room));
+    out_cstring(a, epoch);
 }
 
-static void list_rooms(struct api *a, struct conn *c, const struct http_request *req, int keep)
+/* One room of a list: {"room":R,"count":K,"seq":S,"epoch":"E"}, after a comma unless first. */
+static void out_room_entry(struct api *a, int first, const char *room, uint64_t count, uint64_t seq,
+                           const char *epoch)
 {
-    char prefix[HUB_ROOM_MAX + 1], after[HUB_ROOM_MAX + 1];
-    uint64_t limit;
-    if (query_room(req, "prefix", prefix) < 0 || query_room(req, "cursor", after) < 0 ||
-        query_number(req, "limit", 1, LIST_MAX, LIST_DEFAULT, &limit) < 0) {
-        send_error(a, c, 400, "invalid_query", "prefix and cursor are room names (or their starts), limit 1 to 1000",
-                   NULL, keep);
-        return;
-    }
+    out_raw(a, first ? "{\"room\":" : ",{\"room\":");
+    out_cstring(a, room);
+    out_raw(a, ",\"count\":");
+    out_u64(a, count);
+    out_seq_epoch(a, seq, epoch);
+    out_raw(a, "}");
+}
+
+/* The end of a list: ],"next":N} (null when no room is left). */
+static void out_rooms_end(struct api *a, const char *next)
+{
+    out_raw(a, "],\"next\":");
+    out_nullable(a, next);
+    out_raw(a, "}");
+}
+
+/* The rooms this node's hub keeps (one node: every room there is). */
+static void list_hub_rooms(struct api *a, struct conn *c, const char *prefix, const char *after, uint64_t limit,
+                           int keep)
+{
     struct room_list l = {.prefix = prefix, .after = after, .plen = strlen(prefix)};
     hub_each_room(chat_hub(a->chat), collect_room, &l);
     if (l.failed) {
@@ -326,22 +417,50 @@ static void list_rooms(struct api *a, struct conn *c, const struct http_request 
     size_t shown = l.n < limit ? l.n : (size_t)limit;
     out_begin(a);
     out_raw(a, "{\"rooms\":[");
-    for (size_t i = 0; i < shown; i++) {
-        out_raw(a, i ? ",{\"room\":" : "{\"room\":");
-        out_cstring(a, hub_room_name(l.v[i]));
-        out_raw(a, ",\"count\":");
-        out_u64(a, hub_room_count(l.v[i]));
-        out_seq_epoch(a, l.v[i]);
-        out_raw(a, "}");
-    }
-    out_raw(a, "],\"next\":");
-    if (shown < l.n)
-        out_cstring(a, hub_room_name(l.v[shown - 1]));
-    else
-        out_raw(a, "null");
-    out_raw(a, "}");
+    for (size_t i = 0; i < shown; i++)
+        out_room_entry(a, i == 0, hub_room_name(l.v[i]), hub_room_count(l.v[i]), hub_room_seq(l.v[i]),
+                       hub_room_epoch(l.v[i]));
+    out_rooms_end(a, shown < l.n ? hub_room_name(l.v[shown - 1]) : NULL);
     free(l.v);
     send_json(a, c, 200, NULL, keep);
+}
+
+/* The cluster's page l, as list_hub_rooms writes the hub's rooms. */
+static void show_list(struct api *a, struct conn *c, const struct broker_room_list *l, int keep)
+{
+    out_begin(a);
+    out_raw(a, "{\"rooms\":[");
+    for (size_t i = 0; i < l->n; i++)
+        out_room_entry(a, i == 0, l->rooms[i].room, l->rooms[i].count, l->rooms[i].seq, l->rooms[i].epoch);
+    out_rooms_end(a, l->next);
+    send_json(a, c, 200, NULL, keep);
+}
+
+/* The broker's answer to a room list: answers whoever still waits. */
+static void list_read(void *arg, int status, const struct broker_room_list *l)
+{
+    struct api_wait *w = arg;
+    struct conn *c = wait_reported(w);
+    if (c && status == 0)
+        show_list(w->api, c, l, w->keep_alive);
+    else if (c)
+        send_unreadable(w->api, c, w->keep_alive);
+    wait_release(w);
+}
+
+static void list_rooms(struct api *a, struct conn *c, const struct http_request *req, int keep)
+{
+    char prefix[HUB_ROOM_MAX + 1], after[HUB_ROOM_MAX + 1];
+    uint64_t limit;
+    if (query_room(req, "prefix", prefix) < 0 || query_room(req, "cursor", after) < 0 ||
+        query_number(req, "limit", 1, LIST_MAX, LIST_DEFAULT, &limit) < 0) {
+        send_error(a, c, 400, "invalid_query", "prefix and cursor are room names (or their starts), limit 1 to 1000",
+                   NULL, keep);
+        return;
+    }
+    struct api_wait *w = read_wait(a, c, keep);
+    if (w && !read_asked(a, c, w, chat_room_list(a->chat, prefix, after, (size_t)limit, list_read, w), keep))
+        list_hub_rooms(a, c, prefix, after, limit, keep);
 }
 
 /* ---- GET /api/rooms/ROOM and its messages ---- */
@@ -354,7 +473,7 @@ static void show_room(struct api *a, struct conn *c, const struct hub_room *room
     out_cstring(a, hub_room_name(room));
     out_raw(a, ",\"count\":");
     out_u64(a, count);
-    out_seq_epoch(a, room);
+    out_seq_epoch(a, hub_room_seq(room), hub_room_epoch(room));
     out_raw(a, ",\"members\":[");
     for (size_t i = 0; i < hub_room_entries(room) && listed < MEMBERS_MAX; i++) {
         const struct hub_member *m = hub_room_member(room, i);
@@ -364,10 +483,7 @@ static void show_room(struct api *a, struct conn *c, const struct hub_room *room
         out_raw(a, listed++ ? ",{\"nick\":" : "{\"nick\":");
         out_cstring(a, m->nick);
         out_raw(a, ",\"user\":");
-        if (user)
-            out_cstring(a, user);
-        else
-            out_raw(a, "null");
+        out_nullable(a, user);
         out_raw(a, "}");
     }
     out_raw(a, listed < count ? "],\"truncated\":true}" : "]}");
@@ -398,7 +514,7 @@ static void show_messages(struct api *a, struct conn *c, uint64_t since, uint64_
     out_begin(a);
     out_raw(a, "{\"room\":");
     out_cstring(a, hub_room_name(room));
-    out_seq_epoch(a, room);
+    out_seq_epoch(a, hub_room_seq(room), hub_room_epoch(room));
     out_raw(a, ",\"messages\":[");
     for (size_t i = first; i < end; i++) {
         size_t len;
@@ -428,10 +544,7 @@ static void show_state(struct api *a, struct conn *c, const struct api_wait *w, 
         out_raw(a, ",\"count\":");
         out_u64(a, st->nmembers);
     }
-    out_raw(a, ",\"seq\":");
-    out_u64(a, st->seq);
-    out_raw(a, ",\"epoch\":");
-    out_cstring(a, st->epoch);
+    out_seq_epoch(a, st->seq, st->epoch);
     if (!w->messages) {
         size_t shown = st->nmembers < MEMBERS_MAX ? st->nmembers : MEMBERS_MAX;
         out_raw(a, ",\"members\":[");
@@ -439,10 +552,7 @@ static void show_state(struct api *a, struct conn *c, const struct api_wait *w, 
             out_raw(a, i ? ",{\"nick\":" : "{\"nick\":");
             out_cstring(a, st->members[i].nick);
             out_raw(a, ",\"user\":");
-            if (st->members[i].user)
-                out_cstring(a, st->members[i].user);
-            else
-                out_raw(a, "null");
+            out_nullable(a, st->members[i].user);
             out_raw(a, "}");
         }
         out_raw(a, shown < st->nmembers ? "],\"truncated\":true}" : "]}");
@@ -472,19 +582,14 @@ static void show_state(struct api *a, struct conn *c, const struct api_wait *w, 
 static void state_read(void *arg, int status, const struct broker_room_state *st)
 {
     struct api_wait *w = arg;
-    w->reported = 1;
-    if (w->c) {
-        if (status == 0)
-            show_state(w->api, w->c, w, st);
-        else if (status == 404)
-            send_error(w->api, w->c, 404, "room_not_found", "no such room in the cluster", NULL, w->keep_alive);
-        else
-            send_error(w->api, w->c, 503, "unavailable", "the cluster could not be read now: try again",
-                       "Retry-After: 1\r\n", w->keep_alive);
-        w->c = NULL;
-    }
-    if (!w->handling)
-        free(w);
+    struct conn *c = wait_reported(w);
+    if (c && status == 0)
+        show_state(w->api, c, w, st);
+    else if (c && status == 404)
+        send_error(w->api, c, 404, "room_not_found", "no such room in the cluster", NULL, w->keep_alive);
+    else if (c)
+        send_unreadable(w->api, c, w->keep_alive);
+    wait_release(w);
 }
 
 /* Reads room from the cluster when the broker keeps state of its own (a
@@ -493,30 +598,15 @@ static void state_read(void *arg, int status, const struct broker_room_state *st
 static int read_cluster(struct api *a, struct conn *c, const char *room, int messages, uint64_t since,
                         uint64_t limit, int keep)
 {
-    struct api_wait *w = malloc(sizeof(*w));
-    if (!w) {
-        send_error(a, c, 503, "unavailable", "out of memory", NULL, keep);
+    struct api_wait *w = read_wait(a, c, keep);
+    if (!w)
         return 1;
-    }
-    *w = (struct api_wait){.api = a, .c = c, .keep_alive = (uint8_t)keep, .handling = 1,
-                           .messages = (uint8_t)messages, .since = since, .limit = limit,
-                           .late = "the cluster did not answer in time: try again"};
+    w->messages = (uint8_t)messages;
+    w->since = since;
+    w->limit = limit;
     snprintf(w->room, sizeof(w->room), "%s", room);
-    int rc = chat_room_state(a->chat, room, since, messages ? (size_t)limit + 1 : 0, state_read, w);
-    w->handling = 0;
-    if (rc != 0) {
-        free(w);
-        if (rc > 0)
-            return 0;
-        send_error(a, c, 503, "unavailable", "the cluster could not be read now: try again", "Retry-After: 1\r\n",
-                   keep);
-        return 1;
-    }
-    if (w->reported)
-        free(w);
-    else
-        conn_http_defer(c, &a->ep, w, a->cfg.wait_ms);
-    return 1;
+    return read_asked(a, c, w, chat_room_state(a->chat, room, since, messages ? (size_t)limit + 1 : 0, state_read, w),
+                      keep);
 }
 
 /* ---- POST /api/rooms/ROOM/messages ---- */
@@ -525,28 +615,24 @@ static int read_cluster(struct api *a, struct conn *c, const char *room, int mes
 static void post_numbered(void *arg, int status, uint64_t seq, const char *epoch)
 {
     struct api_wait *w = arg;
-    w->reported = 1;
-    if (w->c) {
-        struct api *a = w->api;
-        if (status == 0) {
-            out_begin(a);
-            out_raw(a, "{\"seq\":");
-            out_u64(a, seq);
-            out_raw(a, ",\"epoch\":");
-            out_cstring(a, epoch);
-            out_raw(a, "}");
-            send_json(a, w->c, 200, NULL, w->keep_alive);
-        } else if (status == 404) {
-            send_error(a, w->c, 404, "room_not_found", "no such room: it has no members and no history here",
-                       NULL, w->keep_alive);
-        } else {
-            send_error(a, w->c, 503, "unavailable", "the message could not be posted now: try again",
-                       "Retry-After: 1\r\n", w->keep_alive);
-        }
-        w->c = NULL;
+    struct api *a = w->api;
+    struct conn *c = wait_reported(w);
+    if (c && status == 0) {
+        out_begin(a);
+        out_raw(a, "{\"seq\":");
+        out_u64(a, seq);
+        out_raw(a, ",\"epoch\":");
+        out_cstring(a, epoch);
+        out_raw(a, "}");
+        send_json(a, c, 200, NULL, w->keep_alive);
+    } else if (c && status == 404) {
+        send_error(a, c, 404, "room_not_found", "no such room: it has no members and no history here", NULL,
+                   w->keep_alive);
+    } else if (c) {
+        send_error(a, c, 503, "unavailable", "the message could not be posted now: try again", "Retry-After: 1\r\n",
+                   w->keep_alive);
     }
-    if (!w->handling)
-        free(w);
+    wait_release(w);
 }
 
 /* True when the request says its body is JSON (parameters such as charset allowed). */
@@ -600,7 +686,6 @@ static void post_message(struct api *a, struct conn *c, const struct http_reques
                            .late = "the message was not numbered in time: it may still appear in the room"};
     int rc = chat_post(a->chat, room, post.nick, post.text, post.text_len, post_numbered, w);
     api_post_clear(&post);
-    w->handling = 0;
     if (rc < 0) {
         free(w);
         send_error(a, c, 503, "unavailable", "the message could not be posted now: try again", "Retry-After: 1\r\n",
@@ -608,13 +693,10 @@ static void post_message(struct api *a, struct conn *c, const struct http_reques
         return;
     }
     a->posts++;
-    if (w->reported)
-        free(w);
-    else
-        conn_http_defer(c, &a->ep, w, a->cfg.wait_ms);
+    wait_for_report(a, c, w);
 }
 
-/* The connection left before its post was numbered. */
+/* The connection left before the broker reported on its post or read. */
 static void api_gone(void *ctx, struct conn *c)
 {
     (void)ctx;

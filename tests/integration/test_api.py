@@ -2,8 +2,11 @@
 every error status, the key and its brute-force throttle, --api-allow, body
 framing and limits (413, 411, a slow body cut at the timeout), an API post
 reaching WebSocket members in the room's one order with its seq, disconnect
-with close code 4003, and a post on one cluster node reaching members on
-another (a real redis-server)."""
+with close code 4003, a post on one cluster node reaching members on
+another (a real redis-server), and GET /api/rooms listing the cluster's
+rooms from any node or worker (by prefix, in pages, rooms gone with their
+history dropped from Redis's registry a bounded number at a time, 503/504
+without Redis)."""
 import asyncio
 import http.client
 import json
@@ -623,3 +626,191 @@ def test_cluster_reads_a_room_this_node_does_not_follow(start_server, redis_serv
         assert st == 404 and r["error"]["code"] == "room_not_found", r
         await close_all(ws, wz)
     run(go())
+
+
+def room_pages(srv, query, limit):
+    """Every page of GET /api/rooms?QUERY&limit=LIMIT, following next (at most 20 pages)."""
+    pages, cursor = [], None
+    while len(pages) < 20:
+        st, _, r = call(srv, "GET", "/api/rooms?%slimit=%d%s" % (query, limit, "&cursor=" + cursor if cursor else ""))
+        assert st == 200, r
+        pages.append(r)
+        cursor = r["next"]
+        if cursor is None:
+            return pages
+    raise AssertionError("no last page in 20: %r" % pages)
+
+
+async def until_listed(srv, room, want, timeout=T):
+    """GET /api/rooms?prefix=ROOM until its entry for room is want (None: not listed), bounded."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st, _, r = call(srv, "GET", "/api/rooms?prefix=" + room)
+        got = next((x for x in r["rooms"] if x["room"] == room), None) if st == 200 else "status %d" % st
+        if got == want or time.monotonic() > deadline:
+            return got
+        await asyncio.sleep(0.05)
+
+
+def test_cluster_lists_the_rooms_of_every_node(start_server, redis_server, key_file):
+    """Every member is on node A; node B, with none, lists the cluster's
+    rooms: counts, seq and epoch as Redis has them, by prefix, in pages."""
+    a, b = cluster(start_server, redis_server, key_file, 2)
+
+    from test_cluster import messages, welcome_of
+
+    async def go():
+        w1, e1 = await welcome_of(a, "a1", "ann")
+        w2, _ = await welcome_of(a, "a1", "bob")
+        w3, e2 = await welcome_of(a, "a2", "cat")
+        w4, e3 = await welcome_of(a, "b1", "dan")
+        for t in ("one", "two"):
+            await w1.send(t)
+        await w4.send("three")
+        assert await messages(w1, 2) == [(1, "one"), (2, "two")]
+        assert await messages(w4, 1) == [(1, "three")]
+        want = [{"room": "a1", "count": 2, "seq": 2, "epoch": e1["epoch"]},
+                {"room": "a2", "count": 1, "seq": 0, "epoch": e2["epoch"]},
+                {"room": "b1", "count": 1, "seq": 1, "epoch": e3["epoch"]}]
+        st, _, r = call(b, "GET", "/api/rooms")
+        assert st == 200 and r == {"rooms": want, "next": None}, r
+        assert call(a, "GET", "/api/rooms")[2] == r                     # the node with the members agrees
+        st, _, r = call(b, "GET", "/api/rooms?prefix=a")
+        assert st == 200 and r == {"rooms": want[:2], "next": None}, r
+        assert room_pages(b, "", 1) == [{"rooms": [want[0]], "next": "a1"}, {"rooms": [want[1]], "next": "a2"},
+                                        {"rooms": [want[2]], "next": None}]
+        assert room_pages(b, "prefix=a&", 1) == [{"rooms": [want[0]], "next": "a1"}, {"rooms": [want[1]], "next": None}]
+        st, _, r = call(b, "GET", "/api/rooms?cursor=a2&limit=2")
+        assert st == 200 and r == {"rooms": [want[2]], "next": None}, r
+        st, _, r = call(b, "GET", "/api/rooms?prefix=b&cursor=a1")    # a cursor before the prefix: from the prefix
+        assert st == 200 and r == {"rooms": [want[2]], "next": None}, r
+        st, _, r = call(b, "GET", "/api/rooms?prefix=a&cursor=b")     # and after it: nothing
+        assert st == 200 and r == {"rooms": [], "next": None}, r
+        st, h, body = call(b, "HEAD", "/api/rooms")
+        assert st == 200 and body is None and int(h["content-length"]) > 0
+        for q in ("limit=0", "prefix=a%20b", "cursor=%00", "limit=99999"):
+            expect_error(call(b, "GET", "/api/rooms?" + q), 400, "invalid_query")
+        await close_all(w1, w2, w3, w4)
+    run(go())
+
+
+def test_cluster_list_prefix_takes_every_room_name_character(start_server, redis_server, key_file):
+    """Names of A-Z a-z 0-9 _ - . order as bytes, as on one node; a prefix
+    or cursor with any of them bounds the list exactly."""
+    a, b = cluster(start_server, redis_server, key_file, 2)
+    names = ["X1", "x", "x-1", "x.1", "x1", "x_1", "y"]     # byte order: '-' < '.' < '1' < 'X' < '_' < 'x'
+
+    from test_cluster import welcome_of
+
+    async def go():
+        wss = [(await welcome_of(a, n, "m"))[0] for n in names]
+
+        def listed(query):
+            st, _, r = call(b, "GET", "/api/rooms?" + query)
+            assert st == 200 and r["next"] is None, r
+            return [x["room"] for x in r["rooms"]]
+        assert listed("") == names
+        assert listed("prefix=x") == ["x", "x-1", "x.1", "x1", "x_1"]
+        assert listed("prefix=x.") == ["x.1"]
+        assert listed("prefix=x_") == ["x_1"]
+        assert listed("prefix=x-") == ["x-1"]
+        assert listed("prefix=X") == ["X1"]
+        assert listed("prefix=x&cursor=x-1") == ["x.1", "x1", "x_1"]
+        assert listed("cursor=x_1") == ["y"]
+        await close_all(*wss)
+    run(go())
+
+
+def test_cluster_list_keeps_a_room_with_history_until_it_expires(start_server, redis_server, key_file):
+    """A room whose last member left is listed while its history lives in
+    Redis (--history-ttl); one that never had a message is gone with its
+    last member, and so is the other once its history expired."""
+    a, b = cluster(start_server, redis_server, key_file, 2, "--history-ttl", "2")
+
+    from test_cluster import messages, welcome_of
+
+    async def go():
+        wh, eh = await welcome_of(a, "kept", "ann")
+        we, _ = await welcome_of(a, "quiet", "bob")
+        await wh.send("remember me")
+        assert await messages(wh, 1) == [(1, "remember me")]
+        await close_all(wh, we)
+        left = time.monotonic()
+        assert await until_listed(b, "quiet", None) is None
+        assert await until_listed(b, "kept", {"room": "kept", "count": 0, "seq": 1, "epoch": eh["epoch"]}) == \
+            {"room": "kept", "count": 0, "seq": 1, "epoch": eh["epoch"]}
+        assert time.monotonic() - left < 1.5, "too slow to see the room before its history expired"
+        assert await until_listed(b, "kept", None, timeout=10) is None
+        assert time.monotonic() - left > 1.0
+        st, _, r = call(b, "GET", "/api/rooms")
+        assert st == 200 and r == {"rooms": [], "next": None}, r
+    run(go())
+
+
+def test_cluster_list_removes_gone_rooms_a_bounded_number_at_a_time(start_server, redis_server, key_file):
+    """Registry entries of rooms that are gone (no members, no seq: their
+    history expired) are removed as a list passes them, at most 256 a
+    request: that page may be empty, with a next to go on from."""
+    a, = cluster(start_server, redis_server, key_file, 1)
+
+    from test_cluster import welcome_of
+
+    def redis_cli(*args):
+        p = subprocess.run(["redis-cli", "-p", str(redis_server.port)] + list(args), capture_output=True, text=True,
+                           timeout=T)
+        assert p.returncode == 0, p
+        return p.stdout.split()
+
+    async def go():
+        ws, e = await welcome_of(a, "live", "ann")
+        assert redis_cli("ZADD", "wshub:rooms", *[x for i in range(300) for x in ("0", "gone%03d" % i)]) == ["300"]
+        live = {"room": "live", "count": 1, "seq": 0, "epoch": e["epoch"]}
+        assert room_pages(a, "", 100) == [{"rooms": [], "next": "gone255"}, {"rooms": [live], "next": None}]
+        assert redis_cli("ZRANGE", "wshub:rooms", "0", "-1") == ["live"]
+        await close_all(ws)
+    run(go())
+
+
+def test_workers_list_the_same_rooms_whichever_answers(start_server, redis_server, key_file):
+    """--workers 2: each request on a new connection, so both workers
+    answer; every answer is the whole list."""
+    from test_workers import per_worker, stats, wait_until, workers_server
+    srv = workers_server(start_server, redis_server, 2, "--api-key-file", key_file)
+
+    from test_cluster import welcome_of
+
+    async def go():
+        wss, want = [], []
+        for i, room in enumerate(("w1", "w2", "w3")):
+            ws, e = await welcome_of(srv, room, "m%d" % i)
+            wss.append(ws)
+            want.append({"room": room, "count": 1, "seq": 0, "epoch": e["epoch"]})
+        before = per_worker(stats(srv), "api_requests")
+        answers = [call(srv, "GET", "/api/rooms") for _ in range(24)]
+        after = wait_until(lambda: (lambda n: sum(n) - sum(before) == 24 and n)(per_worker(stats(srv), "api_requests")),
+                           what="24 requests in the workers' figures")
+        assert all(x > y for x, y in zip(after, before)), "one worker answered every request: %r" % (after,)
+        assert [(st, r) for st, _, r in answers] == [(200, {"rooms": want, "next": None})] * 24, answers
+        await close_all(*wss)
+    run(go())
+
+
+def test_cluster_list_without_redis_is_503_or_504(start_server, redis_server, key_file):
+    """Redis not answering: the list waits up to --api-timeout (504); Redis
+    gone: 503 with Retry-After."""
+    a, = cluster(start_server, redis_server, key_file, 1, "--api-timeout", "1")
+    os.kill(redis_server.proc.pid, signal.SIGSTOP)
+    try:
+        start = time.monotonic()
+        st, _, r = call(a, "GET", "/api/rooms")
+        assert st == 504 and r["error"]["code"] == "timeout" and 0.8 < time.monotonic() - start < 3, r
+    finally:
+        os.kill(redis_server.proc.pid, signal.SIGCONT)
+    deadline = time.monotonic() + 10
+    while call(a, "GET", "/api/rooms")[0] != 200:
+        assert time.monotonic() < deadline, "no 200 once Redis answers again"
+        time.sleep(0.1)
+    redis_server.kill()
+    hdrs = expect_error(call(a, "GET", "/api/rooms"), 503, "unavailable")
+    assert hdrs["retry-after"] == "1", hdrs
+    assert a.alive()
