@@ -5,7 +5,7 @@ clients trust only the root). Clients nobody here wrote: python's ssl and
 http.client for https, python3-websockets and Node's ws for wss, the
 websocat stand-in through scripts/loadtest.sh. Covers: start-up refusals
 (exit 2 with OpenSSL's reason), https static files (sendfile over TLS),
-built-ins and keep-alive, wss echo and chat, TLS 1.2 and 1.3 and
+built-ins and keep-alive, wss echo and chat, wss with permessage-deflate, TLS 1.2 and 1.3 and
 --tls-min 1.3, ALPN, session resumption, SIGHUP certificate reload (and a
 broken file kept out), plain HTTP on the TLS port, a stalled handshake, a
 client that stops reading (writes that stop inside a record), refusal at
@@ -353,6 +353,51 @@ def test_chat_room_python_and_node_over_wss(tls_server, pki):
             assert json.loads(out) == ["py:py-hello", "node:node-hello"]
 
     run(go())
+
+
+DEFLATE_ANSWER = "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+
+# argv: ws module, url, CA file, sizes. As NODE_ECHO, with permessage-deflate
+# offered (every message compressed: threshold 0); prints the answer first.
+NODE_DEFLATE_ECHO = NODE_ECHO.replace(
+    "{ ca: fs.readFileSync(process.argv[3]) }",
+    "{ ca: fs.readFileSync(process.argv[3]), perMessageDeflate: { threshold: 0 }, maxPayload: 0 }").replace(
+    "ws.on('open', () => ws.send(want[0]));",
+    "ws.on('upgrade', (res) => console.error('EXT ' + res.headers['sec-websocket-extensions']));\n"
+    "ws.on('open', () => ws.send(want[0]));")
+
+
+def test_wss_with_permessage_deflate_python_and_node(tls_server, pki):
+    """TLS and --deflate together: python3-websockets (which offers deflate by
+    default) and Node's ws (offering it) negotiate permessage-deflate over
+    wss, and messages of every size round-trip compressed both ways."""
+    node, module = node_ws()
+    srv = tls_server("--deflate")
+
+    async def go():
+        async with websockets.connect(srv.url("/echo"), ssl=srv.client_tls, max_size=None) as ws:
+            assert ws.response_headers["Sec-WebSocket-Extensions"] == DEFLATE_ANSWER
+            for n in SIZES:
+                text = ("chat line %d " % n) * (n // 12 + 1)
+                await ws.send(text)
+                assert await asyncio.wait_for(ws.recv(), T) == text
+        assert ws.close_code == 1000
+
+    run(go())
+    r, body = https_get(srv, "/stats")
+    after_python = json.loads(body)
+    # the empty message goes out as it is; the others (all from 125 B) compressed both ways
+    assert after_python["messages_in_compressed"] == len(SIZES), after_python
+    assert after_python["messages_out_compressed"] == len(SIZES) - 1, after_python
+    p = subprocess.run([node, "-e", NODE_DEFLATE_ECHO, module, "wss://localhost:%d/echo" % srv.port, pki.root,
+                        json.dumps(SIZES)], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "EXT " + DEFLATE_ANSWER in p.stderr, p.stderr
+    assert json.loads(p.stdout) == {"code": 1000, "echoed": 2 * len(SIZES)}, p.stdout
+    r, body = https_get(srv, "/stats")
+    s = json.loads(body)
+    assert s["messages_in_compressed"] - after_python["messages_in_compressed"] == 2 * len(SIZES), s
+    assert s["messages_out_compressed"] > after_python["messages_out_compressed"] + len(SIZES), s
 
 
 def test_client_that_stops_reading_gets_every_byte(tls_server):
