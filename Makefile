@@ -38,7 +38,7 @@ LIB_OBJS := $(filter-out $(BUILD)/obj/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all run test unit integration browser bench soak clean deps test-deps install uninstall
+.PHONY: all run test unit integration browser bench tlsfloor soak clean deps test-deps install uninstall
 all: $(BUILD)/wshub
 
 deps: $(BUILD)/.deps
@@ -73,6 +73,16 @@ $(BUILD)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(BUILD)/.test-deps
 $(BUILD)/wsbench: bench/wsbench.c | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) $(CRYPTO_CFLAGS) $(CFLAGS) $< $(LDFLAGS_SAN) $(CRYPTO_LIBS) -lm -o $@
+
+# What OpenSSL holds per idle connection of the TLS transport (bench/tlsfloor.c,
+# a benchmark tool linking src/transport_tls.c as it is): `make tlsfloor`.
+$(BUILD)/tlsfloor: bench/tlsfloor.c $(BUILD)/obj/transport_tls.o $(BUILD)/obj/log.o | $(BUILD)/.deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(CRYPTO_CFLAGS) $(CFLAGS) $^ $(LDFLAGS_SAN) $(CRYPTO_LIBS) -o $@
+
+tlsfloor: $(BUILD)/tlsfloor
+	./$(BUILD)/tlsfloor
+	./$(BUILD)/tlsfloor --tls12
 
 run: $(BUILD)/wshub
 	./$(BUILD)/wshub --port $(PORT) --static static
