@@ -110,10 +110,10 @@ const char *hub_roster_user(const struct hub_member *m);
 int hub_roster_remove(struct hub *h, struct hub_room *room, const char *nick);
 int hub_roster_rename(struct hub *h, struct hub_room *room, const char *old, const char *nick);
 
-/* Counts one more member elsewhere in room without keeping an entry for it
+/* Counts n more members elsewhere in room without keeping entries for them
  * (a big room's roster is kept only up to a bound), and one less: 0, or -1
  * when none is counted; how many are counted so. */
-void hub_roster_count(struct hub_room *room);
+void hub_roster_count(struct hub_room *room, size_t n);
 int hub_roster_uncount(struct hub_room *room);
 size_t hub_room_unlisted(const struct hub_room *room);
 

@@ -154,8 +154,9 @@ void chat_open(void *ctx, struct conn *c, const struct http_request *req)
         conn_close(c, WS_CLOSE_TRY_AGAIN, "the cluster is unavailable: try again later");
         return;
     }
-    if (joining_of(cl))
-        joining_of(cl)->sent = 1;   /* else the join came back at once, and it was welcomed */
+    struct joining *still = joining_of(cl);
+    if (still)
+        still->sent = 1;   /* else the join came back at once, and it was welcomed */
 }
 
 /* The broker has the room in the cluster's order: welcome who waited. A
@@ -232,7 +233,7 @@ static struct chat_client *joiner(struct chat *chat, struct hub_room *room, uint
 static int roster_add(struct chat *chat, struct hub_room *room, const char *nick, const char *user)
 {
     if (chat->cfg.presence_limit && hub_room_entries(room) >= chat->cfg.presence_limit) {
-        hub_roster_count(room);
+        hub_roster_count(room, 1);
         return 0;
     }
     return hub_roster_add(chat->hub, room, nick, user);
@@ -348,8 +349,8 @@ void chat_roster(void *ctx, const char *name, const struct broker_presence *e, s
                                         .user = chat_member_user(m)};
         broker_presence(&chat->broker, name, &again);
     }
-    for (size_t have = hub_room_count(room); have < total; have++)
-        hub_roster_count(room);   /* the members the entries left out */
+    if (hub_room_count(room) < total)
+        hub_roster_count(room, total - hub_room_count(room));   /* the members the entries left out */
 }
 
 /* The member leaves the hub at once; it leaves the roster when its leave
@@ -372,7 +373,8 @@ void chat_close(void *ctx, struct conn *c)
         p.kicked_by = k->by[0] ? k->by : NULL;
         p.kicked_by_user = k->by_user[0] ? k->by_user : NULL;
     }
-    int sent = !joining_of(cl) || joining_of(cl)->sent;
+    const struct joining *j = joining_of(cl);
+    int sent = !j || j->sent;
     early_free(joining_drop(chat, cl));
     hub_leave_keep(chat->hub, &cl->member, user[0] ? user : NULL);
     conn_set_data(c, NULL);

@@ -384,9 +384,9 @@ int hub_roster_rename(struct hub *h, struct hub_room *r, const char *old, const 
     return 0;
 }
 
-void hub_roster_count(struct hub_room *r)
+void hub_roster_count(struct hub_room *r, size_t n)
 {
-    r->unlisted++;
+    r->unlisted += (uint32_t)n;
 }
 
 int hub_roster_uncount(struct hub_room *r)
