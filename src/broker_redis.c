@@ -440,7 +440,6 @@ static void start_sync(struct redis_broker *rb, struct rroom *r)
 
 /* ---- links ---- */
 
-/* Subscribes to every room this node follows (after the pub/sub link came up). */
 /* The control channel P:ctl: requests between nodes (closing members). */
 static size_t control_channel(const struct redis_broker *rb, char *out, size_t size)
 {
@@ -448,6 +447,8 @@ static size_t control_channel(const struct redis_broker *rb, char *out, size_t s
     return n < 0 || (size_t)n >= size ? 0 : (size_t)n;
 }
 
+/* Subscribes to the control channel and every room this node follows (after
+ * the pub/sub link came up). */
 static void subscribe_all(struct redis_broker *rb)
 {
     char ctl[200];
