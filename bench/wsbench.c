@@ -102,7 +102,8 @@
 #define MAX_REPORTS     10                  /* non-fatal errors printed in full */
 #define BCAST_HEAD      16                  /* u32 pub, u32 seq, u64 send ns */
 #define CHAT_MIN        40
-#define ZCACHE_N        64                  /* messages inflated without context kept for reuse */
+#define ZCACHE_BITS     10                  /* messages inflated without context kept for reuse: */
+#define ZCACHE_N        (1u << ZCACHE_BITS) /* as many as are in flight at once, with room (64 missed 18%) */
 #define ZCACHE_MAX      (64 * 1024)         /* largest message so kept */
 
 enum { OP_CONT = 0, OP_TEXT = 1, OP_BINARY = 2, OP_CLOSE = 8, OP_PING = 9, OP_PONG = 10 };
@@ -1140,7 +1141,7 @@ static bool inflate_msg(struct bench *b, struct conn *c, const uint8_t *p, size_
         uint64_t h1, h2;
         memcpy(&h1, p, 8);
         memcpy(&h2, p + n - 8, 8);
-        e = &b->zcache[((h1 ^ h2 * 0x9e3779b97f4a7c15ull) * 0x9e3779b97f4a7c15ull + n) >> 58];
+        e = &b->zcache[((h1 ^ h2 * 0x9e3779b97f4a7c15ull) * 0x9e3779b97f4a7c15ull + n) >> (64 - ZCACHE_BITS)];
         if (e->in.len == n && !memcmp(e->in.data, p, n)) {
             *out = e->out.data;
             *outlen = e->out.len;

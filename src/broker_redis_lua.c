@@ -190,10 +190,15 @@ const char BROKER_REDIS_SYNC_LUA[] =
 
 /* A room's state for the application, read only: {seq, epoch, up to ARGV[2]
  * stream entries after ARGV[1], roster (HGETALL), the oldest entry}, or 0
- * when the room has no epoch (no such room). */
+ * when there is no such room. A room whose history expired (--history-ttl:
+ * the epoch goes with it) while members stayed exists, with epoch "" and
+ * seq 0, as the room list has it. */
 const char BROKER_REDIS_STATE_LUA[] =
     "local epoch = redis.call('GET', KEYS[2])\n"
-    "if not epoch then return 0 end\n"
+    "if not epoch then\n"
+    "  if redis.call('HLEN', KEYS[4]) == 0 then return 0 end\n"
+    "  epoch = ''\n"
+    "end\n"
     "local entries = {}\n"
     "if tonumber(ARGV[2]) > 0 then\n"
     "  entries = redis.call('XRANGE', KEYS[3], '(' .. ARGV[1] .. '-0', '+', 'COUNT', ARGV[2])\n"

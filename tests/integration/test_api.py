@@ -747,6 +747,27 @@ def test_cluster_list_keeps_a_room_with_history_until_it_expires(start_server, r
     run(go())
 
 
+def test_cluster_reads_a_room_whose_history_expired_while_members_stayed(start_server, redis_server, key_file):
+    """--history-ttl 1 and no message: the room's epoch expires while its
+    member stays; a node without members there still finds the room (its
+    member, seq 0, no epoch), as the list does, never 404."""
+    a, b = cluster(start_server, redis_server, key_file, 2, "--history-ttl", "1")
+
+    from test_cluster import welcome_of
+
+    async def go():
+        ws, _ = await welcome_of(b, "still", "bob")
+        await asyncio.sleep(1.6)
+        st, _, r = call(a, "GET", "/api/rooms/still")
+        assert st == 200, r
+        assert r == {"room": "still", "count": 1, "seq": 0, "epoch": "",
+                     "members": [{"nick": "bob", "user": None}]}, r
+        st, _, r = call(a, "GET", "/api/rooms")
+        assert st == 200 and r == {"rooms": [{"room": "still", "count": 1, "seq": 0, "epoch": ""}], "next": None}, r
+        await close_all(ws)
+    run(go())
+
+
 def test_cluster_list_removes_gone_rooms_a_bounded_number_at_a_time(start_server, redis_server, key_file):
     """Registry entries of rooms that are gone (no members, no seq: their
     history expired) are removed as a list passes them, at most 256 a
