@@ -90,7 +90,7 @@ run: $(BUILD)/wshub
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; CK_FORK=yes ./$$t; done
 
-integration: $(BUILD)/wshub $(if $(wildcard bench/wsbench.c),$(BUILD)/wsbench) | $(BUILD)/.test-deps
+integration: $(BUILD)/wshub $(if $(wildcard bench/wsbench.c),$(BUILD)/wsbench) $(BUILD)/tlsfloor | $(BUILD)/.test-deps
 	WSHUB_BIN=$(abspath $(BUILD)/wshub) WSBENCH_BIN=$(abspath $(BUILD)/wsbench) \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
 

@@ -10,7 +10,8 @@ built-ins and keep-alive, wss echo and chat, wss with permessage-deflate, TLS 1.
 broken file kept out), plain HTTP on the TLS port, a stalled handshake, a
 client that stops reading (writes that stop inside a record), refusal at
 --max-conns, graceful shutdown, idle memory per wss connection, and kernel
-TLS where the kernel offers it (off with --no-ktls).
+TLS where the kernel offers it (off with --no-ktls), and build/tlsfloor
+(what OpenSSL keeps per connection).
 The RFC 6455 suite over wss is test_conformance_wss.py."""
 import asyncio
 import http.client
@@ -632,6 +633,32 @@ def test_idle_wss_connection_memory(tls_server):
         if "libasan" in f.read():
             return   # redzones, shadow memory and quarantine: the figure means nothing here
     assert per < 24 * 1024, "an idle wss connection costs %.0f bytes" % per
+
+
+def test_tlsfloor_counts_what_openssl_keeps_per_connection():
+    """make tlsfloor (bench/tlsfloor.c, wshub's TLS transport linked in as it
+    is): the per-connection figure docs/performance.md quotes, counted for
+    200 connections; OpenSSL's SSL object alone is over 7 KB, so a count
+    below that means the hooks missed allocations."""
+    tool = os.path.join(os.path.dirname(BINARY), "tlsfloor")
+    if not os.path.exists(tool):
+        pytest.skip("build/tlsfloor is not built (make integration builds it)")
+    figures = {}
+    for version in ("1.3", "1.2"):
+        p = subprocess.run([tool, "--conns", "200"] + (["--tls12"] if version == "1.2" else []),
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        result = [line for line in p.stdout.splitlines() if line.startswith("RESULT ")]
+        assert len(result) == 1, p.stdout
+        fields = dict(kv.split("=", 1) for kv in result[0].split()[1:])
+        assert fields["tls"] == version and fields["conns"] == "200", fields
+        figures[version] = int(fields["openssl_bytes_per_conn"])
+        assert 7000 < figures[version] < 40000, p.stdout
+        assert int(fields["glibc_chunk_bytes_per_conn"]) > figures[version], p.stdout
+        assert "ssl/ssl_lib.c" in p.stdout and ("TLSv%s" % version) in p.stdout, p.stdout
+    assert figures["1.3"] > figures["1.2"], figures   # TLS 1.3 keeps its key shares and handshake hash
+    p = subprocess.run([tool, "--conns", "0"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 1 and "--conns: 1 to 8000" in p.stderr, p.stderr
 
 
 # ---------------------------------------------------------------- load test script
