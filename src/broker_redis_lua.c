@@ -147,7 +147,8 @@ const char BROKER_REDIS_NODE_LUA[] =
  * random and every entry of this node (its P:node:N hash, KEYS[6], fields
  * ARGV[7] US NICK), so a big room costs a sync what a welcome can list. A counter behind what this node delivered in the same epoch (a
  * Redis that lost its last writes) is moved forward, so numbers are never
- * given twice (and the room, ARGV[7], put back in the registry KEYS[7]). */
+ * given twice (its TTL kept, and the room, ARGV[7], put back in the registry
+ * KEYS[7]). */
 const char BROKER_REDIS_SYNC_LUA[] =
     "local epoch = redis.call('GET', KEYS[2])\n"
     "if not epoch then\n"
@@ -159,7 +160,7 @@ const char BROKER_REDIS_SYNC_LUA[] =
     "local seq = redis.call('GET', KEYS[1]) or '0'\n"
     "if epoch == ARGV[4] and tonumber(ARGV[5]) > tonumber(seq) then\n"
     "  seq = ARGV[5]\n"
-    "  redis.call('SET', KEYS[1], seq)\n"
+    "  redis.call('SET', KEYS[1], seq, 'KEEPTTL')\n"
     "  redis.call('ZADD', KEYS[7], 0, ARGV[7])\n"
     "end\n"
     "local entries = {}\n"

@@ -5,9 +5,11 @@ cluster; history lives in Redis and survives a restart of every node; resume
 works across nodes; an unreachable Redis makes /healthz 503 and chat lines get
 an `unavailable` error, and once Redis is back (with its AOF) nothing is lost
 or repeated; a Redis that lost its data changes the room's epoch and members
-get a `resync` event before any message of the new epoch."""
+get a `resync` event before any message of the new epoch, and one that lost
+only its last writes has the room's counter moved forward (its TTL kept)."""
 import asyncio
 import json
+import subprocess
 import time
 import urllib.request
 
@@ -447,3 +449,33 @@ def test_a_big_room_is_counted_not_copied(start_server, redis_server):
         assert sorted(e["members"]) == ["x", "z"], e
         await close_all(x, z)
     run(go())
+
+
+def test_a_counter_moved_forward_keeps_its_history_ttl(start_server, redis_server):
+    """A Redis that lost its last writes (the room's counter behind what the
+    node delivered, same epoch): the node's next sync moves the counter
+    forward, so no number is given twice, and the key keeps --history-ttl."""
+    a, = nodes(start_server, redis_server, 1, "--history-ttl", "60")
+
+    def redis_cli(*args):
+        p = subprocess.run(["redis-cli", "-p", str(redis_server.port)] + list(args), capture_output=True,
+                           text=True, timeout=T)
+        assert p.returncode == 0, p
+        return p.stdout.strip()
+
+    async def go():
+        ws, _ = await welcome_of(a, "c9", "alice")
+        for t in ("one", "two", "three"):
+            await ws.send(t)
+        assert await messages(ws, 3) == [(1, "one"), (2, "two"), (3, "three")]
+        assert redis_cli("SET", "wshub:{c9}:seq", "1", "KEEPTTL") == "OK"
+        redis_cli("CLIENT", "KILL", "TYPE", "pubsub")   # the node resyncs its rooms when its link is back
+        deadline = time.monotonic() + 10
+        while redis_cli("GET", "wshub:{c9}:seq") != "3":
+            assert time.monotonic() < deadline, "the counter was not moved forward: " + a.log()
+            await asyncio.sleep(0.05)
+        assert 0 < int(redis_cli("TTL", "wshub:{c9}:seq")) <= 60
+        await ws.send("four")
+        assert await messages(ws, 1) == [(4, "four")]
+        await close_all(ws)
+    run(go(), timeout=30)
