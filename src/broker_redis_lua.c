@@ -145,10 +145,10 @@ const char BROKER_REDIS_NODE_LUA[] =
  * first), last roster change number, roster, roster size}. The roster is
  * whole up to ARGV[6] entries (0: always); past that, ARGV[6] entries at
  * random and every entry of this node (its P:node:N hash, KEYS[6], fields
- * ARGV[7] US NICK), so a big room costs a sync what a welcome can list. A counter behind what this node delivered in the same epoch (a
- * Redis that lost its last writes) is moved forward, so numbers are never
- * given twice (its TTL kept, and the room, ARGV[7], put back in the registry
- * KEYS[7]). */
+ * ARGV[7] US NICK), so a big room costs a sync what a welcome can list. A
+ * counter behind what this node delivered in the same epoch (a Redis that
+ * lost its last writes) is moved forward, so numbers are never given twice
+ * (its TTL kept, and the room, ARGV[7], put back in the registry KEYS[7]). */
 const char BROKER_REDIS_SYNC_LUA[] =
     "local epoch = redis.call('GET', KEYS[2])\n"
     "if not epoch then\n"
